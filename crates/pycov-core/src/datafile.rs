@@ -1,0 +1,482 @@
+//! The native data file (`.pycov`): versioned, self-contained, written
+//! atomically.
+//!
+//! Layout (all integers little-endian):
+//!
+//! ```text
+//! magic      8 bytes  "PYCOV\0DF"
+//! version    u32      FORMAT_VERSION
+//! producer   str      u32 length + UTF-8
+//! python     str
+//! files      u32      count, then per file, sorted by path:
+//!   path       str
+//!   hash       16 bytes
+//!   statements bitset  u32 word count + u64 words (bit n = line n)
+//!   excluded   bitset
+//!   executed   bitset
+//! checksum   u64      xxh3-64 of every byte before it
+//! ```
+//!
+//! Reading checks the magic, the version, every length against what is left
+//! of the input (so a hostile length never allocates), and the checksum.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use thiserror::Error;
+
+use crate::{CoverageData, DataMeta, FileCoverage, LineNo, LineSet, SourceHash};
+
+/// The file's first bytes.
+pub const MAGIC: &[u8; 8] = b"PYCOV\0DF";
+/// The format version this build writes and the newest it reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// The default data file name.
+pub const DEFAULT_DATA_FILE: &str = ".pycov";
+
+const MAX_WORDS: usize = LineNo::MAX as usize / 64 + 1;
+
+/// Why a data file could not be read or written.
+#[derive(Debug, Error)]
+pub enum DataFileError {
+    /// The file could not be opened or read.
+    #[error("cannot read data file {}: {source}", path.display())]
+    Read {
+        /// The data file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The file could not be written.
+    #[error("cannot write data file {}: {source}", path.display())]
+    Write {
+        /// The data file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The file does not start with pycov's magic bytes.
+    #[error("{} is not a pycov data file", path.display())]
+    NotDataFile {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file was written by a newer pycov.
+    #[error(
+        "{} uses data format {found}, newer than this pycov reads (up to {supported}); upgrade pycov",
+        path.display()
+    )]
+    FutureVersion {
+        /// The file.
+        path: PathBuf,
+        /// The version in the file.
+        found: u32,
+        /// The newest version this build reads.
+        supported: u32,
+    },
+    /// The file is truncated or damaged.
+    #[error("{} is damaged: {detail}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+/// Serialises `data` into `out`.
+pub fn encode(data: &CoverageData, out: &mut impl Write) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(64 + data.len() * 128);
+    buf.extend_from_slice(MAGIC);
+    buf.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    put_str(&mut buf, &data.meta.producer)?;
+    put_str(&mut buf, &data.meta.python)?;
+    put_u32(&mut buf, data.len())?;
+    for (path, file) in data.files() {
+        put_str(&mut buf, path)?;
+        buf.extend_from_slice(&file.source_hash.0);
+        for set in [&file.statements, &file.excluded, &file.executed] {
+            put_u32(&mut buf, set.words().len())?;
+            for word in set.words() {
+                buf.extend_from_slice(&word.to_le_bytes());
+            }
+        }
+    }
+    let checksum = xxhash_rust::xxh3::xxh3_64(&buf);
+    buf.extend_from_slice(&checksum.to_le_bytes());
+    out.write_all(&buf)
+}
+
+fn put_u32(buf: &mut Vec<u8>, n: usize) -> io::Result<()> {
+    let n = u32::try_from(n).map_err(|_| io::Error::other("too large for the data format"))?;
+    buf.extend_from_slice(&n.to_le_bytes());
+    Ok(())
+}
+
+fn put_str(buf: &mut Vec<u8>, s: &str) -> io::Result<()> {
+    put_u32(buf, s.len())?;
+    buf.extend_from_slice(s.as_bytes());
+    Ok(())
+}
+
+/// Why bytes are not a valid data file; [`decode`] adds the path.
+#[derive(Debug)]
+enum DecodeError {
+    NotDataFile,
+    FutureVersion(u32),
+    Corrupt(String),
+}
+
+/// Parses a data file's bytes. `path` only names the file in errors.
+pub fn decode(bytes: &[u8], path: &Path) -> Result<CoverageData, DataFileError> {
+    decode_inner(bytes).map_err(|e| match e {
+        DecodeError::NotDataFile => DataFileError::NotDataFile {
+            path: path.to_owned(),
+        },
+        DecodeError::FutureVersion(found) => DataFileError::FutureVersion {
+            path: path.to_owned(),
+            found,
+            supported: FORMAT_VERSION,
+        },
+        DecodeError::Corrupt(detail) => DataFileError::Corrupt {
+            path: path.to_owned(),
+            detail,
+        },
+    })
+}
+
+fn decode_inner(bytes: &[u8]) -> Result<CoverageData, DecodeError> {
+    if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+        return Err(DecodeError::NotDataFile);
+    }
+    let mut reader = Reader {
+        bytes,
+        pos: MAGIC.len(),
+    };
+    let version = reader.u32()?;
+    if version > FORMAT_VERSION {
+        return Err(DecodeError::FutureVersion(version));
+    }
+    if version == 0 {
+        return Err(DecodeError::Corrupt("format version 0".into()));
+    }
+    if bytes.len() < reader.pos + 8 {
+        return Err(truncated());
+    }
+    let (body, checksum) = bytes.split_at(bytes.len() - 8);
+    let mut checksum_bytes = [0u8; 8];
+    checksum_bytes.copy_from_slice(checksum);
+    if xxhash_rust::xxh3::xxh3_64(body) != u64::from_le_bytes(checksum_bytes) {
+        return Err(DecodeError::Corrupt(
+            "checksum mismatch (truncated or modified)".into(),
+        ));
+    }
+    reader.bytes = body;
+    let meta = DataMeta {
+        producer: reader.string()?,
+        python: reader.string()?,
+    };
+    let mut data = CoverageData::new(meta);
+    let count = reader.u32()?;
+    let mut previous: Option<String> = None;
+    for _ in 0..count {
+        let path = reader.string()?;
+        if previous.as_ref().is_some_and(|p| *p >= path) {
+            return Err(DecodeError::Corrupt(format!(
+                "file entries out of order at {path:?}"
+            )));
+        }
+        let mut hash = [0u8; 16];
+        hash.copy_from_slice(reader.take(16)?);
+        let statements = reader.lineset(&path)?;
+        let excluded = reader.lineset(&path)?;
+        let executed = reader.lineset(&path)?;
+        data.insert(
+            path.clone(),
+            FileCoverage {
+                source_hash: SourceHash(hash),
+                statements,
+                excluded,
+                executed,
+            },
+        );
+        previous = Some(path);
+    }
+    if reader.pos != reader.bytes.len() {
+        return Err(DecodeError::Corrupt(format!(
+            "{} unexpected bytes after the last file",
+            reader.bytes.len() - reader.pos
+        )));
+    }
+    Ok(data)
+}
+
+fn truncated() -> DecodeError {
+    DecodeError::Corrupt("truncated".into())
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let end = self.pos.checked_add(n).ok_or_else(truncated)?;
+        let slice = self.bytes.get(self.pos..end).ok_or_else(truncated)?;
+        self.pos = end;
+        Ok(slice)
+    }
+
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        let mut raw = [0u8; 4];
+        raw.copy_from_slice(self.take(4)?);
+        Ok(u32::from_le_bytes(raw))
+    }
+
+    fn string(&mut self) -> Result<String, DecodeError> {
+        let len = self.u32()? as usize;
+        let raw = self.take(len)?;
+        String::from_utf8(raw.to_vec())
+            .map_err(|_| DecodeError::Corrupt("a string is not valid UTF-8".into()))
+    }
+
+    fn lineset(&mut self, path: &str) -> Result<LineSet, DecodeError> {
+        let words = self.u32()? as usize;
+        if words > MAX_WORDS {
+            return Err(DecodeError::Corrupt(format!(
+                "{path}: line set larger than the largest allowed line {}",
+                LineNo::MAX
+            )));
+        }
+        let raw = self.take(words * 8)?;
+        let words = raw
+            .chunks_exact(8)
+            .map(|chunk| {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(chunk);
+                u64::from_le_bytes(word)
+            })
+            .collect();
+        LineSet::from_words(words)
+            .ok_or_else(|| DecodeError::Corrupt(format!("{path}: invalid line set (line 0)")))
+    }
+}
+
+/// Reads and parses a data file.
+pub fn read(path: &Path) -> Result<CoverageData, DataFileError> {
+    let bytes = fs::read(path).map_err(|source| DataFileError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    decode(&bytes, path)
+}
+
+/// Writes `data` to `path` atomically: into a temporary file beside it, then
+/// renamed over it, so readers never see a half-written file.
+pub fn write(path: &Path, data: &CoverageData) -> Result<(), DataFileError> {
+    let mut bytes = Vec::new();
+    encode(data, &mut bytes).map_err(|source| DataFileError::Write {
+        path: path.to_owned(),
+        source,
+    })?;
+    write_atomically(path, &bytes).map_err(|source| DataFileError::Write {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let temp = temporary_sibling(path)?;
+    let result = (|| {
+        let mut file = fs::File::create(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_data()?;
+        drop(file);
+        fs::rename(&temp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
+/// Checks, before a run, that a file can be created at `path`: its directory
+/// exists and is writable. Creates and removes a temporary file.
+pub fn check_writable(path: &Path) -> Result<(), DataFileError> {
+    let fail = |source: io::Error| DataFileError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let temp = temporary_sibling(path).map_err(fail)?;
+    fs::File::create(&temp).map_err(fail)?;
+    fs::remove_file(&temp).map_err(fail)?;
+    if path.is_dir() {
+        return Err(fail(io::Error::other("it is a directory")));
+    }
+    Ok(())
+}
+
+fn temporary_sibling(path: &Path) -> io::Result<PathBuf> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::other("the path has no file name"))?;
+    let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(name);
+    temp_name.push(format!(".tmp-{}-{unique}", std::process::id()));
+    Ok(path.with_file_name(temp_name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn lines(ns: &[u32]) -> LineSet {
+        ns.iter().filter_map(|&n| LineNo::new(n)).collect()
+    }
+
+    fn sample() -> CoverageData {
+        let mut data = CoverageData::new(DataMeta {
+            producer: "pycov 0.1.0".into(),
+            python: "CPython 3.12.1".into(),
+        });
+        data.insert(
+            "/p/ä b.py".into(),
+            FileCoverage {
+                source_hash: SourceHash::of(b"print(1)\n"),
+                statements: lines(&[1, 2, 70]),
+                excluded: lines(&[5]),
+                executed: lines(&[1, 70]),
+            },
+        );
+        data.insert("/p/empty.py".into(), FileCoverage::default());
+        data
+    }
+
+    fn encoded(data: &CoverageData) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode(data, &mut out).expect("encode");
+        out
+    }
+
+    #[test]
+    fn round_trip() {
+        let data = sample();
+        let decoded = decode(&encoded(&data), Path::new("x")).expect("decode");
+        assert_eq!(decoded, data);
+    }
+
+    #[test]
+    fn truncated_files_are_rejected_at_every_length() {
+        let bytes = encoded(&sample());
+        for len in 0..bytes.len() {
+            let err = decode(&bytes[..len], Path::new("/d/.pycov")).expect_err("truncated");
+            let message = err.to_string();
+            assert!(message.contains("/d/.pycov"), "{message}");
+        }
+    }
+
+    #[test]
+    fn foreign_and_future_files_are_named() {
+        let err = decode(b"SQLite format 3\0....", Path::new("/d/.coverage")).expect_err("foreign");
+        assert_eq!(err.to_string(), "/d/.coverage is not a pycov data file");
+        let mut future = encoded(&sample());
+        future[8..12].copy_from_slice(&99u32.to_le_bytes());
+        let err = decode(&future, Path::new("/d/.pycov")).expect_err("future");
+        assert!(matches!(
+            err,
+            DataFileError::FutureVersion { found: 99, .. }
+        ));
+        assert!(err.to_string().contains("upgrade pycov"), "{err}");
+    }
+
+    #[test]
+    fn flipped_bytes_fail_the_checksum() {
+        let mut bytes = encoded(&sample());
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x40;
+        let err = decode(&bytes, Path::new("f")).expect_err("damaged");
+        assert!(err.to_string().contains("damaged"), "{err}");
+    }
+
+    #[test]
+    fn hostile_lengths_do_not_allocate() {
+        // A valid header claiming a huge line set for one file.
+        let mut body = Vec::new();
+        body.extend_from_slice(MAGIC);
+        body.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        for s in ["p", "py"] {
+            body.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            body.extend_from_slice(s.as_bytes());
+        }
+        body.extend_from_slice(&1u32.to_le_bytes());
+        body.extend_from_slice(&1u32.to_le_bytes());
+        body.push(b'/');
+        body.extend_from_slice(&[0u8; 16]);
+        body.extend_from_slice(&u32::MAX.to_le_bytes());
+        let checksum = xxhash_rust::xxh3::xxh3_64(&body);
+        body.extend_from_slice(&checksum.to_le_bytes());
+        let err = decode(&body, Path::new("f")).expect_err("hostile");
+        assert!(err.to_string().contains("larger than"), "{err}");
+    }
+
+    #[test]
+    fn atomic_write_and_read_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(".pycov");
+        check_writable(&path).expect("writable");
+        write(&path, &sample()).expect("write");
+        assert_eq!(read(&path).expect("read"), sample());
+        let leftovers: Vec<_> = fs::read_dir(dir.path())
+            .expect("list")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(leftovers, vec![std::ffi::OsString::from(".pycov")]);
+    }
+
+    #[test]
+    fn unwritable_locations_are_reported_before_running() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("no/such/dir/.pycov");
+        let err = check_writable(&missing).expect_err("missing dir");
+        assert!(
+            err.to_string().starts_with("cannot write data file"),
+            "{err}"
+        );
+        assert!(check_writable(dir.path()).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn encode_decode_is_identity(
+            files in proptest::collection::btree_map(
+                "[a-z/]{1,12}",
+                (proptest::collection::vec(1u32..5000, 0..40),
+                 proptest::collection::vec(1u32..5000, 0..10),
+                 proptest::collection::vec(1u32..5000, 0..40)),
+                0..8,
+            )
+        ) {
+            let mut data = CoverageData::default();
+            for (path, (stmts, excl, exec)) in files {
+                let statements = lines(&stmts);
+                let executed = lines(&exec).intersection(&statements);
+                data.insert(path, FileCoverage {
+                    source_hash: SourceHash::of(stmts.len().to_string().as_bytes()),
+                    statements,
+                    excluded: lines(&excl),
+                    executed,
+                });
+            }
+            let decoded = decode(&encoded(&data), Path::new("p")).expect("decode");
+            prop_assert_eq!(decoded, data);
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! The coverage model: what ran, per file, and what could have.
+
+use std::collections::BTreeMap;
+
+use crate::LineSet;
+
+/// A hash of a source file's bytes, to tell whether data still matches the
+/// file on disk.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct SourceHash(pub [u8; 16]);
+
+impl SourceHash {
+    /// The hash of `source` (xxh3-128: fast, and collisions only matter for
+    /// stale-data warnings).
+    pub fn of(source: &[u8]) -> SourceHash {
+        SourceHash(xxhash_rust::xxh3::xxh3_128(source).to_le_bytes())
+    }
+
+    /// Lowercase hex, for messages and reports.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl std::fmt::Debug for SourceHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SourceHash({})", self.to_hex())
+    }
+}
+
+/// Coverage of one source file.
+///
+/// `statements` and `excluded` come from analysing the source (they are
+/// disjoint); `executed` holds the statements that ran, so it is a subset of
+/// `statements`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileCoverage {
+    /// Hash of the source bytes that were analysed.
+    pub source_hash: SourceHash,
+    /// Executable statements (first lines of multi-line statements).
+    pub statements: LineSet,
+    /// Lines excluded from measurement (pragmas, configured patterns).
+    pub excluded: LineSet,
+    /// Statements that ran.
+    pub executed: LineSet,
+}
+
+impl FileCoverage {
+    /// Statements that did not run.
+    pub fn missing(&self) -> LineSet {
+        self.statements.difference(&self.executed)
+    }
+
+    /// The counts a report needs.
+    pub fn counts(&self) -> Counts {
+        let statements = self.statements.len();
+        let executed = self.executed.intersection(&self.statements).len();
+        Counts {
+            files: 1,
+            statements,
+            executed,
+            missing: statements - executed,
+            excluded: self.excluded.len(),
+        }
+    }
+}
+
+/// Line counts of a file or a total.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Number of files summed.
+    pub files: usize,
+    /// Executable statements.
+    pub statements: usize,
+    /// Statements that ran.
+    pub executed: usize,
+    /// Statements that did not run.
+    pub missing: usize,
+    /// Excluded lines.
+    pub excluded: usize,
+}
+
+impl std::ops::AddAssign for Counts {
+    fn add_assign(&mut self, other: Counts) {
+        self.files += other.files;
+        self.statements += other.statements;
+        self.executed += other.executed;
+        self.missing += other.missing;
+        self.excluded += other.excluded;
+    }
+}
+
+impl std::iter::Sum for Counts {
+    fn sum<I: Iterator<Item = Counts>>(iter: I) -> Counts {
+        let mut total = Counts::default();
+        for counts in iter {
+            total += counts;
+        }
+        total
+    }
+}
+
+/// Where a data set came from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DataMeta {
+    /// The tool and version that measured, e.g. `pycov 0.1.0`.
+    pub producer: String,
+    /// The interpreter that ran the code, e.g. `CPython 3.12.1`.
+    pub python: String,
+}
+
+/// Coverage of many files, keyed by absolute path, ordered by path.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CoverageData {
+    /// Provenance.
+    pub meta: DataMeta,
+    files: BTreeMap<String, FileCoverage>,
+}
+
+/// Two inputs disagree on a file's statements, so they cannot be merged
+/// without inventing coverage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MergeConflict {
+    /// The file both inputs measured.
+    pub path: String,
+}
+
+impl CoverageData {
+    /// An empty data set.
+    pub fn new(meta: DataMeta) -> CoverageData {
+        CoverageData {
+            meta,
+            files: BTreeMap::new(),
+        }
+    }
+
+    /// Adds or replaces one file.
+    pub fn insert(&mut self, path: String, file: FileCoverage) {
+        self.files.insert(path, file);
+    }
+
+    /// The coverage of `path`, if measured.
+    pub fn get(&self, path: &str) -> Option<&FileCoverage> {
+        self.files.get(path)
+    }
+
+    /// Files in path order.
+    pub fn files(&self) -> impl Iterator<Item = (&str, &FileCoverage)> {
+        self.files.iter().map(|(path, file)| (path.as_str(), file))
+    }
+
+    /// The number of files.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Whether no file was measured.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// Unions `other` into `self`: executed lines are OR-ed per file. A file
+    /// whose statements differ between the two is left as it was in `self`
+    /// and reported as a conflict.
+    pub fn merge(&mut self, other: CoverageData) -> Vec<MergeConflict> {
+        let mut conflicts = Vec::new();
+        for (path, theirs) in other.files {
+            match self.files.get_mut(&path) {
+                None => {
+                    self.files.insert(path, theirs);
+                }
+                Some(mine) if mine.statements == theirs.statements => {
+                    mine.executed.union_with(&theirs.executed);
+                    mine.excluded.union_with(&theirs.excluded);
+                }
+                Some(_) => conflicts.push(MergeConflict { path }),
+            }
+        }
+        conflicts
+    }
+
+    /// Sum of all files' counts.
+    pub fn totals(&self) -> Counts {
+        self.files.values().map(FileCoverage::counts).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::LineNo;
+
+    fn lines(ns: &[u32]) -> LineSet {
+        ns.iter().map(|&n| LineNo::new(n).expect("line")).collect()
+    }
+
+    fn file(statements: &[u32], executed: &[u32]) -> FileCoverage {
+        FileCoverage {
+            source_hash: SourceHash::of(b"x"),
+            statements: lines(statements),
+            excluded: LineSet::new(),
+            executed: lines(executed),
+        }
+    }
+
+    #[test]
+    fn counts_and_missing() {
+        let f = file(&[1, 2, 3, 5], &[1, 5]);
+        assert_eq!(f.missing(), lines(&[2, 3]));
+        let counts = f.counts();
+        assert_eq!(
+            (counts.statements, counts.executed, counts.missing),
+            (4, 2, 2)
+        );
+    }
+
+    #[test]
+    fn merge_unions_executed_and_reports_conflicts() {
+        let mut a = CoverageData::default();
+        a.insert("/x.py".into(), file(&[1, 2, 3], &[1]));
+        a.insert("/y.py".into(), file(&[1, 2], &[1]));
+        let mut b = CoverageData::default();
+        b.insert("/x.py".into(), file(&[1, 2, 3], &[3]));
+        b.insert("/y.py".into(), file(&[1, 2, 4], &[4]));
+        b.insert("/z.py".into(), file(&[1], &[1]));
+        let conflicts = a.merge(b);
+        assert_eq!(
+            conflicts,
+            vec![MergeConflict {
+                path: "/y.py".into()
+            }]
+        );
+        assert_eq!(
+            a.get("/x.py").map(|f| f.executed.clone()),
+            Some(lines(&[1, 3]))
+        );
+        assert_eq!(
+            a.get("/y.py").map(|f| f.executed.clone()),
+            Some(lines(&[1]))
+        );
+        assert_eq!(a.len(), 3);
+        assert_eq!(a.totals().statements, 3 + 2 + 1);
+    }
+
+    #[test]
+    fn source_hash_is_stable() {
+        assert_eq!(SourceHash::of(b"abc"), SourceHash::of(b"abc"));
+        assert_ne!(SourceHash::of(b"abc"), SourceHash::of(b"abd"));
+        assert_eq!(SourceHash::of(b"").to_hex().len(), 32);
+    }
+}
