@@ -1,1 +1,474 @@
-//! placeholder
+//! pycov's command line: parses arguments, merges them with `[tool.pycov]`,
+//! validates everything into plain options and calls the libraries.
+//!
+//! `pycov run` needs an interpreter; the Python package passes a
+//! [`ProgramRunner`]. The standalone binary has none and hands `run` over to
+//! `python -m pycov`.
+//!
+//! ```no_run
+//! let outcome = pycov_cli::main(vec!["pycov".into(), "report".into(), "-m".into()], None);
+//! assert_eq!(outcome, pycov_cli::Outcome::Exit(0));
+//! ```
+
+mod args;
+mod config;
+
+use std::ffi::OsString;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context, Result};
+use clap::Parser;
+
+use pycov_core::{
+    datafile, CoverageData, ExcludeRules, FilePatterns, RunOptions, RunTarget, Selection,
+};
+use pycov_report::json::{write_json, JsonOptions};
+use pycov_report::numbers::{fail_under, percent};
+use pycov_report::text::{write_text, TextOptions};
+use pycov_report::{report_files, ReportError, ReportFile};
+
+use args::{Cli, Command, JsonArgs, ReportArgs, ReportCommon, RunArgs};
+pub use config::Config;
+
+/// Exit status for pycov's own errors (coverage.py's `ERR`).
+pub const EXIT_ERROR: i32 = 1;
+/// Exit status when the total is below `--fail-under`.
+pub const EXIT_FAIL_UNDER: i32 = 2;
+
+/// How a measured program ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProgramStatus {
+    /// With this exit status.
+    Exit(i32),
+    /// By an uncaught `KeyboardInterrupt`.
+    Interrupted,
+}
+
+/// What a runner reports back.
+#[derive(Debug)]
+pub struct RunReport {
+    /// How the program ended.
+    pub status: ProgramStatus,
+    /// Things the user should know (files that could not be analysed...).
+    pub warnings: Vec<String>,
+    /// The data file could not be written.
+    pub save_error: Option<String>,
+}
+
+/// A failure to run the program at all.
+#[derive(Debug)]
+pub struct RunFailure {
+    /// The message, without the `pycov:` prefix.
+    pub message: String,
+    /// The exit status Python would use for the same problem.
+    pub exit_code: i32,
+}
+
+/// Something that can run a Python program under measurement.
+pub trait ProgramRunner {
+    /// Runs the program and saves the data.
+    fn run(&self, options: &RunOptions) -> std::result::Result<RunReport, RunFailure>;
+}
+
+/// What the process should do at the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit with this status.
+    Exit(i32),
+    /// End by SIGINT (the program was interrupted).
+    Interrupted,
+}
+
+/// Runs pycov with `args` (including the program name).
+pub fn main(args: Vec<OsString>, runner: Option<&dyn ProgramRunner>) -> Outcome {
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return Outcome::Exit(if err.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let result = match cli.command {
+        Command::Run(run) => match runner {
+            Some(runner) => run_command(run, runner),
+            None => delegate_to_python(&args),
+        },
+        Command::Report(report) => report_command(report),
+        Command::Json(json) => json_command(json),
+    };
+    match result {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return Outcome::Exit(0);
+            }
+            eprintln!("pycov: {err:#}");
+            Outcome::Exit(EXIT_ERROR)
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+            || cause.downcast_ref::<ReportError>().is_some_and(
+                |e| matches!(e, ReportError::Io(io) if io.kind() == io::ErrorKind::BrokenPipe),
+            )
+    })
+}
+
+fn current_dir() -> Result<PathBuf> {
+    std::env::current_dir().context("cannot read the current directory")
+}
+
+fn load_config(cwd: &Path) -> Result<Config> {
+    let config = Config::discover(cwd)?;
+    for key in &config.unknown {
+        eprintln!("pycov: warning: unknown option [tool.pycov] {key} in pyproject.toml");
+    }
+    Ok(config)
+}
+
+/// `--data-file`, else `$PYCOV_FILE`, else `data_file` in the config, else
+/// `.pycov`; relative to `cwd`.
+fn data_file_path(flag: Option<&PathBuf>, config: &Config, cwd: &Path) -> PathBuf {
+    let chosen = flag
+        .cloned()
+        .or_else(|| {
+            std::env::var_os("PYCOV_FILE")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .or_else(|| config.data_file.clone())
+        .unwrap_or_else(|| PathBuf::from(datafile::DEFAULT_DATA_FILE));
+    cwd.join(chosen)
+}
+
+fn run_command(args: RunArgs, runner: &dyn ProgramRunner) -> Result<Outcome> {
+    let cwd = current_dir()?;
+    let config = load_config(&cwd)?;
+    let options = run_options(args, &config, &cwd)?;
+    let report = match runner.run(&options) {
+        Ok(report) => report,
+        Err(failure) => {
+            eprintln!("pycov: {}", failure.message);
+            return Ok(Outcome::Exit(failure.exit_code));
+        }
+    };
+    for warning in &report.warnings {
+        eprintln!("pycov: warning: {warning}");
+    }
+    Ok(match (report.status, report.save_error) {
+        (ProgramStatus::Interrupted, Some(error)) => {
+            eprintln!("pycov: {error}");
+            Outcome::Interrupted
+        }
+        (ProgramStatus::Interrupted, None) => Outcome::Interrupted,
+        (ProgramStatus::Exit(code), Some(error)) => {
+            eprintln!("pycov: {error}");
+            Outcome::Exit(if code == 0 { EXIT_ERROR } else { code })
+        }
+        (ProgramStatus::Exit(code), None) => Outcome::Exit(code),
+    })
+}
+
+/// Validates `pycov run` flags and config into [`RunOptions`].
+fn run_options(args: RunArgs, config: &Config, cwd: &Path) -> Result<RunOptions> {
+    let mut program = args.program.into_iter();
+    let first = program.next().ok_or_else(|| anyhow!("nothing to run"))?;
+    let target = if args.module {
+        RunTarget::Module(first)
+    } else {
+        RunTarget::Script(PathBuf::from(first))
+    };
+    let sources = if args.source.is_empty() {
+        config.source.clone()
+    } else {
+        args.source
+    };
+    let mut selection = Selection::default();
+    for source in sources {
+        let dir = cwd.join(&source);
+        if dir.is_dir() {
+            let canonical = std::fs::canonicalize(&dir)
+                .with_context(|| format!("source directory {}", dir.display()))?;
+            if canonical.parent().is_none() {
+                anyhow::bail!("source directory can't be a file system root: {source}");
+            }
+            selection.source_dirs.push(canonical);
+        } else if is_module_name(&source) {
+            selection.source_packages.push(source);
+        } else {
+            anyhow::bail!("--source {source}: neither a directory nor an importable module name");
+        }
+    }
+    let canonical_cwd = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
+    let include = if args.include.is_empty() {
+        &config.include
+    } else {
+        &args.include
+    };
+    let omit = if args.omit.is_empty() {
+        &config.omit
+    } else {
+        &args.omit
+    };
+    selection.include = FilePatterns::new(include, &canonical_cwd)?;
+    selection.omit = FilePatterns::new(omit, &canonical_cwd)?;
+    let mut exclude: Vec<String> = match &config.exclude_lines {
+        Some(lines) => lines.clone(),
+        None => pycov_core::DEFAULT_EXCLUDE
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    };
+    exclude.extend(config.exclude_also.iter().cloned());
+    let exclude = ExcludeRules::new(&exclude).context("pyproject.toml [tool.pycov]")?;
+    Ok(RunOptions {
+        target,
+        args: program.collect(),
+        data_file: data_file_path(args.data_file.data_file.as_ref(), config, cwd),
+        selection,
+        exclude,
+    })
+}
+
+fn is_module_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.split('.').all(|part| {
+            let mut chars = part.chars();
+            chars.next().is_some_and(|c| c.is_alphabetic() || c == '_')
+                && chars.all(|c| c.is_alphanumeric() || c == '_')
+        })
+}
+
+/// The data and the files to report, filtered by `--include`/`--omit`.
+struct Loaded {
+    data: CoverageData,
+    relative_to: String,
+    include: FilePatterns,
+    omit: FilePatterns,
+}
+
+impl Loaded {
+    fn files(&self) -> Vec<ReportFile<'_>> {
+        report_files(&self.data, &self.relative_to)
+            .into_iter()
+            .filter(|f| self.include.is_empty() || self.include.is_match(f.path))
+            .filter(|f| !self.omit.is_match(f.path))
+            .collect()
+    }
+}
+
+fn load(common: &ReportCommon, config: &Config, cwd: &Path) -> Result<Loaded> {
+    let path = data_file_path(common.data_file.data_file.as_ref(), config, cwd);
+    if !path.exists() {
+        anyhow::bail!(
+            "no data file {} (measure with `pycov run` first)",
+            path.display()
+        );
+    }
+    let data = datafile::read(&path)?;
+    let canonical_cwd = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
+    Ok(Loaded {
+        data,
+        relative_to: canonical_cwd.to_string_lossy().into_owned(),
+        include: FilePatterns::new(&common.include, &canonical_cwd)?,
+        omit: FilePatterns::new(&common.omit, &canonical_cwd)?,
+    })
+}
+
+/// Applies `--fail-under` (flag, else config) to a total percentage.
+fn check_fail_under(
+    total: f64,
+    common: &ReportCommon,
+    config: &Config,
+    precision: usize,
+) -> Result<Outcome> {
+    let Some(minimum) = common.fail_under.or(config.fail_under) else {
+        return Ok(Outcome::Exit(0));
+    };
+    if !(0.0..=100.0).contains(&minimum) {
+        anyhow::bail!("fail_under={minimum} is invalid. Must be between 0 and 100.");
+    }
+    match fail_under(total, minimum, precision) {
+        Some(message) => {
+            println!("Coverage failure: {message}");
+            Ok(Outcome::Exit(EXIT_FAIL_UNDER))
+        }
+        None => Ok(Outcome::Exit(0)),
+    }
+}
+
+fn report_command(args: ReportArgs) -> Result<Outcome> {
+    let cwd = current_dir()?;
+    let config = load_config(&cwd)?;
+    let loaded = load(&args.common, &config, &cwd)?;
+    let options = TextOptions {
+        show_missing: args.show_missing || config.show_missing.unwrap_or(false),
+        skip_covered: args.skip_covered || config.skip_covered.unwrap_or(false),
+        precision: args.common.precision.or(config.precision).unwrap_or(0),
+    };
+    let mut out = io::stdout().lock();
+    let totals = write_text(&loaded.files(), &options, &mut out)?;
+    out.flush()?;
+    check_fail_under(percent(&totals), &args.common, &config, options.precision)
+}
+
+fn json_command(args: JsonArgs) -> Result<Outcome> {
+    let cwd = current_dir()?;
+    let config = load_config(&cwd)?;
+    let loaded = load(&args.common, &config, &cwd)?;
+    let precision = args.common.precision.or(config.precision).unwrap_or(0);
+    let options = JsonOptions {
+        pretty: args.pretty_print,
+        precision,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        timestamp: chrono::Local::now()
+            .format("%Y-%m-%dT%H:%M:%S%.6f")
+            .to_string(),
+    };
+    let mut buffer = Vec::new();
+    let totals = write_json(&loaded.files(), &options, &mut buffer)?;
+    if args.output == Path::new("-") {
+        let mut out = io::stdout().lock();
+        out.write_all(&buffer)?;
+        out.flush()?;
+    } else {
+        let path = cwd.join(&args.output);
+        datafile::write_atomically(&path, &buffer)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("Wrote JSON report to {}", args.output.display());
+    }
+    let total = if totals.statements == 0 {
+        0.0
+    } else {
+        percent(&totals)
+    };
+    check_fail_under(total, &args.common, &config, precision)
+}
+
+/// The standalone binary cannot run Python code itself: it replaces itself
+/// with `python -m pycov` and the same arguments.
+fn delegate_to_python(args: &[OsString]) -> Result<Outcome> {
+    let python = std::env::var_os("PYCOV_PYTHON")
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| OsString::from("python3"));
+    let mut command = std::process::Command::new(&python);
+    command.arg("-m").arg("pycov").args(args.iter().skip(1));
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        let err = command.exec();
+        Err(anyhow!(
+            "cannot start {} to run the program ({err}); set PYCOV_PYTHON to an interpreter with pycov installed",
+            python.to_string_lossy()
+        ))
+    }
+    #[cfg(not(unix))]
+    {
+        let status = command.status().with_context(|| {
+            format!(
+                "cannot start {} to run the program; set PYCOV_PYTHON to an interpreter with pycov installed",
+                python.to_string_lossy()
+            )
+        })?;
+        Ok(Outcome::Exit(status.code().unwrap_or(EXIT_ERROR)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(argv: &[&str]) -> RunArgs {
+        let mut full = vec!["pycov", "run"];
+        full.extend_from_slice(argv);
+        match Cli::try_parse_from(full).expect("parses").command {
+            Command::Run(run) => run,
+            other => panic!("not run: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn program_arguments_are_passed_through() {
+        let args = run_args(&["--omit", "x/*", "script.py", "--omit", "-v", "value"]);
+        let options = run_options(args, &Config::default(), Path::new("/tmp")).expect("valid");
+        assert_eq!(options.target, RunTarget::Script("script.py".into()));
+        assert_eq!(options.args, vec!["--omit", "-v", "value"]);
+        assert_eq!(options.selection.omit.patterns(), ["x/*"]);
+        assert!(options.data_file.ends_with(".pycov"));
+    }
+
+    #[test]
+    fn module_mode_and_sources() {
+        let args = run_args(&["--source", "pkg_a,pkg.b", "-m", "pytest", "-q"]);
+        let options = run_options(args, &Config::default(), Path::new("/tmp")).expect("valid");
+        assert_eq!(options.target, RunTarget::Module("pytest".into()));
+        assert_eq!(options.args, vec!["-q"]);
+        assert_eq!(options.selection.source_packages, vec!["pkg_a", "pkg.b"]);
+    }
+
+    #[test]
+    fn flags_override_config() {
+        let config = Config {
+            omit: vec!["cfg/*".into()],
+            data_file: Some("cfg.data".into()),
+            exclude_also: vec!["never".into()],
+            ..Config::default()
+        };
+        let options = run_options(run_args(&["a.py"]), &config, Path::new("/tmp")).expect("valid");
+        assert_eq!(options.selection.omit.patterns(), ["cfg/*"]);
+        assert_eq!(
+            options.exclude.patterns().last().map(String::as_str),
+            Some("never")
+        );
+        let options = run_options(
+            run_args(&["--omit", "flag/*", "--data-file", "f.data", "a.py"]),
+            &config,
+            Path::new("/tmp"),
+        )
+        .expect("valid");
+        assert_eq!(options.selection.omit.patterns(), ["flag/*"]);
+        assert_eq!(options.data_file, PathBuf::from("/tmp/f.data"));
+    }
+
+    #[test]
+    fn bad_sources_and_patterns_are_errors() {
+        let err = run_options(
+            run_args(&["--source", "no such/dir", "a.py"]),
+            &Config::default(),
+            Path::new("/tmp"),
+        )
+        .expect_err("bad source");
+        assert!(err.to_string().contains("no such/dir"), "{err}");
+        let err = run_options(
+            run_args(&["--omit", "a***", "a.py"]),
+            &Config::default(),
+            Path::new("/tmp"),
+        )
+        .expect_err("bad glob");
+        assert!(err.to_string().contains("a***"), "{err}");
+        let config = Config {
+            exclude_also: vec!["(".into()],
+            ..Config::default()
+        };
+        let err =
+            run_options(run_args(&["a.py"]), &config, Path::new("/tmp")).expect_err("bad regex");
+        assert!(
+            format!("{err:#}").contains("invalid exclusion regex"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn module_names() {
+        assert!(is_module_name("pkg.sub_2"));
+        assert!(!is_module_name("pkg/sub"));
+        assert!(!is_module_name("2pkg"));
+        assert!(!is_module_name("pkg..sub"));
+    }
+}

@@ -175,6 +175,11 @@ impl FileSelector {
         Decision::Measure
     }
 
+    /// Whether decisions need module names (a package was given as source).
+    pub fn has_source_packages(&self) -> bool {
+        !self.source_packages.is_empty()
+    }
+
     /// The `--source` package that `module` belongs to, if any.
     pub fn matching_package(&self, module: &str) -> Option<&str> {
         self.source_packages

@@ -1,1 +1,64 @@
-//! placeholder
+//! The extension module `pycov._pycov`: `python -m pycov` and the `pycov`
+//! console script call [`main`], which runs the command line with a runner
+//! that measures inside this interpreter.
+
+use std::ffi::OsString;
+
+use pyo3::prelude::*;
+
+use pycov_cli::{Outcome, ProgramRunner, ProgramStatus, RunFailure, RunReport};
+use pycov_core::RunOptions;
+use pycov_runner::{Ending, RunError, StartError};
+
+/// Runs programs with `pycov_runner` in the interpreter we are loaded in.
+struct InterpreterRunner;
+
+impl ProgramRunner for InterpreterRunner {
+    fn run(&self, options: &RunOptions) -> Result<RunReport, RunFailure> {
+        Python::attach(|py| match pycov_runner::run(py, options) {
+            Ok(outcome) => Ok(RunReport {
+                status: match outcome.ending {
+                    Ending::Exit(code) => ProgramStatus::Exit(code),
+                    Ending::Interrupted => ProgramStatus::Interrupted,
+                },
+                warnings: outcome.warnings,
+                save_error: outcome.save_error.map(|e| e.to_string()),
+            }),
+            Err(err) => Err(RunFailure {
+                exit_code: match &err {
+                    // As `python missing.py`.
+                    RunError::Start(StartError::CannotOpen { .. }) => 2,
+                    _ => 1,
+                },
+                message: err.to_string(),
+            }),
+        })
+    }
+}
+
+/// Runs pycov with `args` (without the program name); returns the exit
+/// status. An interrupted program ends the process by SIGINT instead.
+#[pyfunction]
+fn main(py: Python<'_>, args: Vec<String>) -> PyResult<i32> {
+    let mut argv: Vec<OsString> = vec!["pycov".into()];
+    argv.extend(args.into_iter().map(OsString::from));
+    match pycov_cli::main(argv, Some(&InterpreterRunner)) {
+        Outcome::Exit(code) => Ok(code),
+        Outcome::Interrupted => {
+            pycov_runner::exit_by_sigint(py)?;
+            Ok(130)
+        }
+    }
+}
+
+/// pycov's version.
+#[pyfunction]
+fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+#[pymodule(name = "_pycov", module = "pycov", gil_used = true)]
+mod pycov_module {
+    #[pymodule_export]
+    use super::{main, version};
+}

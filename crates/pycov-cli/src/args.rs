@@ -1,0 +1,122 @@
+//! The command line as clap parses it; nothing here is validated yet.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Line coverage for Python: coverage.py's answers at a fraction of its cost.
+#[derive(Debug, Parser)]
+#[command(name = "pycov", version, max_term_width = 100)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// pycov's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a Python program and record which lines run.
+    Run(RunArgs),
+    /// Show a coverage summary table in the terminal.
+    Report(ReportArgs),
+    /// Write a coverage.py-compatible JSON report.
+    Json(JsonArgs),
+}
+
+/// Options every command that reads or writes data takes.
+#[derive(Debug, Args)]
+pub struct DataFileArg {
+    /// The data file [default: .pycov, or $PYCOV_FILE, or data_file in
+    /// [tool.pycov]].
+    #[arg(long, value_name = "FILE")]
+    pub data_file: Option<PathBuf>,
+}
+
+/// `pycov run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Measure only code under this directory, or in this importable package
+    /// (repeatable, or comma-separated). Never-imported files under it are
+    /// reported at 0%. Default: the current directory.
+    #[arg(long, value_name = "DIR|PACKAGE", value_delimiter = ',')]
+    pub source: Vec<String>,
+
+    /// Measure only files matching these globs (ignored with --source).
+    #[arg(long, value_name = "GLOB", value_delimiter = ',')]
+    pub include: Vec<String>,
+
+    /// Do not measure files matching these globs.
+    #[arg(long, value_name = "GLOB", value_delimiter = ',')]
+    pub omit: Vec<String>,
+
+    #[command(flatten)]
+    pub data_file: DataFileArg,
+
+    /// Run a library module as a script, like `python -m`.
+    #[arg(short = 'm', long = "module")]
+    pub module: bool,
+
+    /// The script (or, with -m, the module) followed by its arguments.
+    #[arg(
+        value_name = "PROGRAM",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub program: Vec<String>,
+}
+
+/// Options shared by the report commands.
+#[derive(Debug, Args)]
+pub struct ReportCommon {
+    #[command(flatten)]
+    pub data_file: DataFileArg,
+
+    /// Report only files matching these globs.
+    #[arg(long, value_name = "GLOB", value_delimiter = ',')]
+    pub include: Vec<String>,
+
+    /// Leave out files matching these globs.
+    #[arg(long, value_name = "GLOB", value_delimiter = ',')]
+    pub omit: Vec<String>,
+
+    /// Digits after the decimal point in percentages [default: 0].
+    #[arg(long, value_name = "N")]
+    pub precision: Option<usize>,
+
+    /// Exit with status 2 if the total coverage is below this percentage.
+    #[arg(long, value_name = "MIN")]
+    pub fail_under: Option<f64>,
+}
+
+/// `pycov report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub common: ReportCommon,
+
+    /// Show the line numbers of statements that did not run.
+    #[arg(short = 'm', long)]
+    pub show_missing: bool,
+
+    /// Leave out files that are fully covered.
+    #[arg(long)]
+    pub skip_covered: bool,
+}
+
+/// `pycov json`.
+#[derive(Debug, Args)]
+pub struct JsonArgs {
+    #[command(flatten)]
+    pub common: ReportCommon,
+
+    /// Where to write the report ("-" for standard output).
+    #[arg(short = 'o', value_name = "FILE", default_value = "coverage.json")]
+    pub output: PathBuf,
+
+    /// Indent the JSON for people.
+    #[arg(long)]
+    pub pretty_print: bool,
+}

@@ -1,0 +1,221 @@
+//! `[tool.pycov]` in `pyproject.toml`: defaults that command-line flags
+//! override.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+/// The settings `[tool.pycov]` can hold; `None` where not set.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Config {
+    /// Where the file came from (for messages).
+    pub origin: Option<PathBuf>,
+    /// `data_file = ".pycov"`
+    pub data_file: Option<PathBuf>,
+    /// `source = ["src", "mypkg"]`
+    pub source: Vec<String>,
+    /// `include = ["*/mine/*"]`
+    pub include: Vec<String>,
+    /// `omit = ["*/tests/*"]`
+    pub omit: Vec<String>,
+    /// `exclude_lines = [...]`: replaces the default exclusion regexes.
+    pub exclude_lines: Option<Vec<String>>,
+    /// `exclude_also = [...]`: added to the defaults (or `exclude_lines`).
+    pub exclude_also: Vec<String>,
+    /// `show_missing = true`
+    pub show_missing: Option<bool>,
+    /// `skip_covered = true`
+    pub skip_covered: Option<bool>,
+    /// `precision = 2`
+    pub precision: Option<usize>,
+    /// `fail_under = 90`
+    pub fail_under: Option<f64>,
+    /// Keys pycov does not know (warned about, not fatal).
+    pub unknown: Vec<String>,
+}
+
+const KNOWN: &[&str] = &[
+    "data_file",
+    "source",
+    "include",
+    "omit",
+    "exclude_lines",
+    "exclude_also",
+    "show_missing",
+    "skip_covered",
+    "precision",
+    "fail_under",
+];
+
+impl Config {
+    /// Reads `pyproject.toml` in `dir`, if there is one.
+    pub fn discover(dir: &Path) -> Result<Config> {
+        let path = dir.join("pyproject.toml");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Config::parse(&text, &path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    /// Parses the `[tool.pycov]` table of a `pyproject.toml` text.
+    pub fn parse(text: &str, path: &Path) -> Result<Config> {
+        let document: toml::Table = text
+            .parse()
+            .with_context(|| format!("{} is not valid TOML", path.display()))?;
+        let Some(section) = document.get("tool").and_then(|t| t.get("pycov")) else {
+            return Ok(Config::default());
+        };
+        let Some(table) = section.as_table() else {
+            bail!("{}: [tool.pycov] must be a table", path.display());
+        };
+        let field = Field { path, table };
+        let mut config = Config {
+            origin: Some(path.to_owned()),
+            data_file: field.string("data_file")?.map(PathBuf::from),
+            source: field.strings("source")?.unwrap_or_default(),
+            include: field.strings("include")?.unwrap_or_default(),
+            omit: field.strings("omit")?.unwrap_or_default(),
+            exclude_lines: field.strings("exclude_lines")?,
+            exclude_also: field.strings("exclude_also")?.unwrap_or_default(),
+            show_missing: field.boolean("show_missing")?,
+            skip_covered: field.boolean("skip_covered")?,
+            precision: field.precision()?,
+            fail_under: field.number("fail_under")?,
+            unknown: Vec::new(),
+        };
+        config.unknown = table
+            .keys()
+            .filter(|k| !KNOWN.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        Ok(config)
+    }
+}
+
+struct Field<'a> {
+    path: &'a Path,
+    table: &'a toml::Table,
+}
+
+impl Field<'_> {
+    fn wrong(&self, key: &str, expected: &str) -> anyhow::Error {
+        anyhow::anyhow!(
+            "{}: [tool.pycov] {key} must be {expected}",
+            self.path.display()
+        )
+    }
+
+    fn string(&self, key: &str) -> Result<Option<String>> {
+        match self.table.get(key) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(self.wrong(key, "a string")),
+        }
+    }
+
+    /// A list of strings, or one string (comma-separated, as coverage.py
+    /// allows in its ini files).
+    fn strings(&self, key: &str) -> Result<Option<Vec<String>>> {
+        match self.table.get(key) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect(),
+            )),
+            Some(toml::Value::Array(items)) => items
+                .iter()
+                .map(|item| {
+                    item.as_str()
+                        .map(String::from)
+                        .ok_or_else(|| self.wrong(key, "a list of strings"))
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(Some),
+            Some(_) => Err(self.wrong(key, "a list of strings")),
+        }
+    }
+
+    fn boolean(&self, key: &str) -> Result<Option<bool>> {
+        match self.table.get(key) {
+            None => Ok(None),
+            Some(toml::Value::Boolean(b)) => Ok(Some(*b)),
+            Some(_) => Err(self.wrong(key, "true or false")),
+        }
+    }
+
+    fn number(&self, key: &str) -> Result<Option<f64>> {
+        match self.table.get(key) {
+            None => Ok(None),
+            Some(toml::Value::Integer(n)) => Ok(Some(*n as f64)),
+            Some(toml::Value::Float(x)) => Ok(Some(*x)),
+            Some(_) => Err(self.wrong(key, "a number")),
+        }
+    }
+
+    fn precision(&self) -> Result<Option<usize>> {
+        match self.table.get("precision") {
+            None => Ok(None),
+            Some(toml::Value::Integer(n)) if (0..=20).contains(n) => Ok(Some(*n as usize)),
+            Some(_) => Err(self.wrong("precision", "an integer from 0 to 20")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(text, Path::new("/p/pyproject.toml"))
+    }
+
+    #[test]
+    fn reads_the_pycov_table() {
+        let config = parse(
+            r#"
+            [project]
+            name = "x"
+            [tool.pycov]
+            source = ["src", "pkg"]
+            omit = "*/tests/*, */gen/*"
+            exclude_also = ["raise NotImplementedError"]
+            show_missing = true
+            precision = 2
+            fail_under = 87.5
+            colour = "always"
+            "#,
+        )
+        .expect("valid");
+        assert_eq!(config.source, vec!["src", "pkg"]);
+        assert_eq!(config.omit, vec!["*/tests/*", "*/gen/*"]);
+        assert_eq!(config.exclude_also, vec!["raise NotImplementedError"]);
+        assert_eq!(config.show_missing, Some(true));
+        assert_eq!(config.precision, Some(2));
+        assert_eq!(config.fail_under, Some(87.5));
+        assert_eq!(config.unknown, vec!["colour"]);
+        assert_eq!(config.exclude_lines, None);
+    }
+
+    #[test]
+    fn no_table_means_defaults() {
+        assert_eq!(
+            parse("[tool.black]\nline-length = 100\n").expect("valid"),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn wrong_types_name_the_file_and_key() {
+        let err = parse("[tool.pycov]\nprecision = \"two\"\n").expect_err("bad");
+        assert_eq!(
+            err.to_string(),
+            "/p/pyproject.toml: [tool.pycov] precision must be an integer from 0 to 20"
+        );
+        let err = parse("[tool.pycov\n").expect_err("bad toml");
+        assert!(err.to_string().contains("not valid TOML"), "{err}");
+    }
+}

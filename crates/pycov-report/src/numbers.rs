@@ -1,0 +1,292 @@
+//! Numbers as coverage.py prints them: percentages, Python float reprs,
+//! missing-line ranges, natural sort keys.
+
+use std::cmp::Ordering;
+
+use pycov_core::{Counts, LineSet};
+
+/// The covered percentage (100 when there is nothing to cover).
+pub fn percent(counts: &Counts) -> f64 {
+    if counts.statements == 0 {
+        100.0
+    } else {
+        100.0 * counts.executed as f64 / counts.statements as f64
+    }
+}
+
+/// coverage.py's `display_covered`: `precision` digits, but never "0" or
+/// "100" unless exactly so. Rust's `{:.N}` rounds half-to-even on the binary
+/// value, as Python's `round` + `format` do.
+pub fn display_percent(pc: f64, precision: usize) -> String {
+    let near0 = 1.0 / 10f64.powi(precision as i32);
+    let pc = if 0.0 < pc && pc < near0 {
+        near0
+    } else if (100.0 - near0) < pc && pc < 100.0 {
+        100.0 - near0
+    } else {
+        pc
+    };
+    format!("{pc:.precision$}")
+}
+
+/// Python's `round(x, digits)`.
+pub fn python_round(x: f64, digits: usize) -> f64 {
+    format!("{x:.digits$}").parse().unwrap_or(x)
+}
+
+/// coverage.py's `should_fail_under` and its message: `Some(message)` when
+/// `total` is below `fail_under` at the shown precision.
+pub fn fail_under(total: f64, fail_under: f64, precision: usize) -> Option<String> {
+    let digits = fail_under_precision(fail_under, precision);
+    let fails = if fail_under == 100.0 {
+        total != 100.0
+    } else {
+        python_round(total, digits) < fail_under
+    };
+    if !fails {
+        return None;
+    }
+    let shown_total = if fail_under == 100.0 && total != 100.0 {
+        display_percent(total, digits)
+    } else {
+        format!("{:.digits$}", python_round(total, digits))
+    };
+    Some(format!(
+        "total of {shown_total} is less than fail-under={fail_under:.digits$}"
+    ))
+}
+
+/// At least as many digits as the threshold itself has.
+fn fail_under_precision(fail_under: f64, precision: usize) -> usize {
+    if fail_under.fract() == 0.0 {
+        return precision;
+    }
+    let repr = python_float_repr(fail_under);
+    let decimals = repr.split_once('.').map_or(0, |(_, frac)| frac.len());
+    precision.max(decimals)
+}
+
+/// Python's `repr(float)`: the shortest string that round-trips, in fixed
+/// notation for exponents from -4 to 15, else scientific (`1e-05`).
+pub fn python_float_repr(x: f64) -> String {
+    if x.is_nan() {
+        return "NaN".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
+    }
+    if x == 0.0 {
+        return if x.is_sign_negative() {
+            "-0.0".into()
+        } else {
+            "0.0".into()
+        };
+    }
+    // `{:e}` gives the shortest round-trip digits: "6.666666666666667e1".
+    let sci = format!("{x:e}");
+    let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let negative = mantissa.starts_with('-');
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let sign = if negative { "-" } else { "" };
+    if (-4..16).contains(&exponent) {
+        let point = exponent + 1;
+        let text = if point <= 0 {
+            format!("0.{}{}", "0".repeat((-point) as usize), digits)
+        } else if point as usize >= digits.len() {
+            format!("{}{}.0", digits, "0".repeat(point as usize - digits.len()))
+        } else {
+            format!(
+                "{}.{}",
+                &digits[..point as usize],
+                &digits[point as usize..]
+            )
+        };
+        format!("{sign}{text}")
+    } else {
+        let mantissa = if digits.len() > 1 {
+            format!("{}.{}", &digits[..1], &digits[1..])
+        } else {
+            digits
+        };
+        let exp_sign = if exponent < 0 { '-' } else { '+' };
+        format!("{sign}{mantissa}e{exp_sign}{:02}", exponent.abs())
+    }
+}
+
+/// coverage.py's `format_lines`: missing statements as ranges, where a range
+/// runs over consecutive *statements* (blank lines between do not break it):
+/// `1-2, 5-11, 13-14`.
+pub fn format_missing(statements: &LineSet, missing: &LineSet) -> String {
+    let mut pieces = Vec::new();
+    let mut range: Option<(u32, u32)> = None;
+    for statement in statements.iter() {
+        if missing.contains(statement) {
+            let line = statement.get();
+            range = Some(range.map_or((line, line), |(start, _)| (start, line)));
+        } else if let Some(done) = range.take() {
+            pieces.push(done);
+        }
+    }
+    pieces.extend(range);
+    pieces
+        .iter()
+        .map(|&(start, end)| {
+            if start == end {
+                start.to_string()
+            } else {
+                format!("{start}-{end}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// coverage.py's `human_sorted`: digit runs compare as numbers, then the
+/// whole string breaks ties.
+pub fn human_cmp(a: &str, b: &str) -> Ordering {
+    let (ka, kb) = (human_chunks(a), human_chunks(b));
+    for (x, y) in ka.iter().zip(&kb) {
+        let ord = match (x, y) {
+            (Chunk::Number(x), Chunk::Number(y)) => x.cmp(y),
+            (Chunk::Text(x), Chunk::Text(y)) => x.cmp(y),
+            (Chunk::Number(_), Chunk::Text(_)) => Ordering::Less,
+            (Chunk::Text(_), Chunk::Number(_)) => Ordering::Greater,
+        };
+        if ord != Ordering::Equal {
+            return ord;
+        }
+    }
+    ka.len().cmp(&kb.len()).then_with(|| a.cmp(b))
+}
+
+#[derive(Debug)]
+enum Chunk<'a> {
+    Text(&'a str),
+    Number(u128),
+}
+
+/// `re.split(r"(\d+)", s)` with the numbers parsed: always text, number,
+/// text, ... (text possibly empty).
+fn human_chunks(s: &str) -> Vec<Chunk<'_>> {
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_digit() {
+            chunks.push(Chunk::Text(&s[start..i]));
+            let digits_start = i;
+            while i < bytes.len() && bytes[i].is_ascii_digit() {
+                i += 1;
+            }
+            let number = s[digits_start..i].parse().unwrap_or(u128::MAX);
+            chunks.push(Chunk::Number(number));
+            start = i;
+        } else {
+            i += 1;
+        }
+    }
+    chunks.push(Chunk::Text(&s[start..]));
+    chunks
+}
+
+/// coverage.py's `neutralize_control`: non-printable characters (controls,
+/// and separators other than the space) become `?`.
+pub fn neutralize_control(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() || (c.is_whitespace() && c != ' ') {
+                '?'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pycov_core::LineNo;
+
+    fn lines(ns: &[u32]) -> LineSet {
+        ns.iter().filter_map(|&n| LineNo::new(n)).collect()
+    }
+
+    #[test]
+    fn percentages_never_round_to_0_or_100() {
+        assert_eq!(display_percent(99.6, 0), "99");
+        assert_eq!(display_percent(0.4, 0), "1");
+        assert_eq!(display_percent(100.0, 0), "100");
+        assert_eq!(display_percent(0.0, 2), "0.00");
+        assert_eq!(display_percent(12.5, 0), "12");
+        assert_eq!(display_percent(13.5, 0), "14");
+        assert_eq!(display_percent(2.675, 2), "2.67");
+        assert_eq!(display_percent(200.0 / 3.0, 1), "66.7");
+    }
+
+    #[test]
+    fn float_repr_matches_python() {
+        for (x, expected) in [
+            (100.0, "100.0"),
+            (200.0 / 3.0, "66.66666666666667"),
+            (50.0, "50.0"),
+            (5e-05, "5e-05"),
+            (0.0001, "0.0001"),
+            (1e16, "1e+16"),
+            (1234567.5, "1234567.5"),
+            (0.1 + 0.2, "0.30000000000000004"),
+        ] {
+            assert_eq!(python_float_repr(x), expected);
+        }
+    }
+
+    #[test]
+    fn fail_under_uses_the_shown_precision() {
+        assert_eq!(
+            fail_under(56.0, 90.0, 0),
+            Some("total of 56 is less than fail-under=90".into())
+        );
+        assert_eq!(fail_under(89.6, 90.0, 0), None);
+        assert_eq!(
+            fail_under(89.4, 90.0, 0),
+            Some("total of 89 is less than fail-under=90".into())
+        );
+        assert_eq!(
+            fail_under(89.94, 89.95, 0),
+            Some("total of 89.94 is less than fail-under=89.95".into())
+        );
+        assert_eq!(
+            fail_under(99.99, 100.0, 0),
+            Some("total of 99 is less than fail-under=100".into())
+        );
+        assert_eq!(fail_under(100.0, 100.0, 0), None);
+    }
+
+    #[test]
+    fn missing_ranges_span_non_statement_lines() {
+        let statements = lines(&[1, 2, 3, 4, 5, 10, 11, 12, 13, 14]);
+        let missing = lines(&[1, 2, 5, 10, 11, 13, 14]);
+        assert_eq!(format_missing(&statements, &missing), "1-2, 5-11, 13-14");
+        assert_eq!(format_missing(&statements, &lines(&[3])), "3");
+        assert_eq!(format_missing(&statements, &LineSet::new()), "");
+    }
+
+    #[test]
+    fn human_sorting() {
+        let mut names = vec!["z10.py", "z2.py", "a.py", "z2a.py", "Z1.py"];
+        names.sort_by(|a, b| human_cmp(a, b));
+        assert_eq!(names, vec!["Z1.py", "a.py", "z2.py", "z2a.py", "z10.py"]);
+    }
+
+    #[test]
+    fn control_characters_are_neutralized() {
+        assert_eq!(neutralize_control("a\x1b[31mb\tc"), "a?[31mb?c");
+        assert_eq!(neutralize_control("é.py"), "é.py");
+    }
+}

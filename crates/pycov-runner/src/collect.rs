@@ -1,0 +1,285 @@
+//! At the end of a run: analyse every measured file once and build the
+//! coverage data.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyCode, PyTuple};
+
+use pycov_analysis::linetable;
+use pycov_analysis::source::{decode_source, finish_text, normalize_bytes, Decoded};
+use pycov_analysis::{analyze, SourceAnalysis};
+use pycov_core::select::find_python_files;
+use pycov_core::{
+    CoverageData, DataMeta, ExcludeRules, FileCoverage, LineNo, LineSet, Selection, SourceHash,
+};
+
+use crate::session::Session;
+
+/// Analyses the measured files (and, for `--source`, the never-imported
+/// ones). Problems with single files become warnings; the rest is kept.
+pub(crate) fn collect(
+    py: Python<'_>,
+    session: &Session,
+    selection: &Selection,
+    exclude: &ExcludeRules,
+    main_script: Option<&Path>,
+    warnings: &mut Vec<String>,
+) -> CoverageData {
+    let mut data = CoverageData::new(DataMeta {
+        producer: format!("pycov {}", env!("CARGO_PKG_VERSION")),
+        python: python_description(py),
+    });
+    let trusted = trusted_module_files(py, main_script);
+    for (index, file) in session.recorder().files().enumerate() {
+        let path = file.path();
+        let id = pycov_core::FileId::from_u32(index as u32);
+        let codes = session.module_code(py, id);
+        // The code object the interpreter ran is the plain compile of the
+        // file only when a standard loader made it; otherwise (pytest's
+        // assertion rewriting, exec of a fragment) compile the source again.
+        let module_code = match codes.as_slice() {
+            [code] if trusted.contains(Path::new(path)) => Some(code.clone()),
+            _ => None,
+        };
+        match analyze_file(py, Path::new(path), module_code.as_ref(), exclude) {
+            Ok((hash, analysis)) => {
+                let executed = analysis.executed(&file.executed());
+                data.insert(
+                    path.to_owned(),
+                    FileCoverage {
+                        source_hash: hash,
+                        statements: analysis.statements,
+                        excluded: analysis.excluded,
+                        executed,
+                    },
+                );
+            }
+            Err(problem) => warnings.push(format!("{path}: {problem}; its coverage is not saved")),
+        }
+    }
+    for path in unexecuted_source_files(py, session, selection) {
+        let Some(key) = path.to_str() else { continue };
+        if data.get(key).is_some() {
+            continue;
+        }
+        match analyze_file(py, &path, None, exclude) {
+            Ok((hash, analysis)) => data.insert(
+                key.to_owned(),
+                FileCoverage {
+                    source_hash: hash,
+                    statements: analysis.statements,
+                    excluded: analysis.excluded,
+                    executed: LineSet::new(),
+                },
+            ),
+            Err(problem) => warnings.push(format!("{key}: {problem}; it is left out")),
+        }
+    }
+    let matched = session.matched_packages();
+    for package in &selection.source_packages {
+        if !matched.contains(package) && !imported_with_code(py, package) {
+            warnings.push(format!("module {package} was never imported"));
+        }
+    }
+    for error in session.callback_errors() {
+        warnings.push(format!("internal error while tracing: {error}"));
+    }
+    data
+}
+
+fn python_description(py: Python<'_>) -> String {
+    let version = py.version_info();
+    let implementation = py
+        .import("sys")
+        .and_then(|sys| sys.getattr("implementation"))
+        .and_then(|imp| imp.getattr("name"))
+        .and_then(|name| name.extract::<String>())
+        .unwrap_or_else(|_| "python".to_owned());
+    let name = if implementation == "cpython" {
+        "CPython".to_owned()
+    } else {
+        implementation
+    };
+    format!(
+        "{name} {}.{}.{}",
+        version.major, version.minor, version.patch
+    )
+}
+
+/// Files of modules loaded by the standard source loader, whose code
+/// objects are a plain compile of the file, plus the main script (compiled
+/// by pycov from the file).
+fn trusted_module_files(py: Python<'_>, main_script: Option<&Path>) -> HashSet<PathBuf> {
+    let mut trusted = HashSet::new();
+    if let Some(script) = main_script.and_then(|s| std::fs::canonicalize(s).ok()) {
+        trusted.insert(script);
+    }
+    let result: PyResult<()> = (|| {
+        let source_loader = py
+            .import("importlib.machinery")?
+            .getattr("SourceFileLoader")?;
+        let modules = py
+            .import("sys")?
+            .getattr("modules")?
+            .call_method0("values")?;
+        let modules = py.import("builtins")?.getattr("list")?.call1((modules,))?;
+        for module in modules.try_iter()? {
+            let Ok(spec) = module?.getattr(intern!(py, "__spec__")) else {
+                continue;
+            };
+            if spec.is_none() {
+                continue;
+            }
+            let (Ok(loader), Ok(origin)) = (
+                spec.getattr(intern!(py, "loader")),
+                spec.getattr(intern!(py, "origin")),
+            ) else {
+                continue;
+            };
+            if !loader.get_type().is(&source_loader) {
+                continue;
+            }
+            if let Ok(origin) = origin.extract::<PathBuf>() {
+                if let Ok(canonical) = std::fs::canonicalize(origin) {
+                    trusted.insert(canonical);
+                }
+            }
+        }
+        Ok(())
+    })();
+    drop(result);
+    trusted
+}
+
+/// Reads, decodes and analyses one file. The error is a short description
+/// for a warning.
+fn analyze_file(
+    py: Python<'_>,
+    path: &Path,
+    module_code: Option<&Bound<'_, PyAny>>,
+    exclude: &ExcludeRules,
+) -> Result<(SourceHash, SourceAnalysis), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read the source ({e})"))?;
+    let hash = SourceHash::of(&bytes);
+    let normalized = normalize_bytes(&bytes);
+    let text = match decode_source(&normalized) {
+        Decoded::Text(text) => text,
+        Decoded::Foreign(encoding) => decode_with_python(py, &normalized, &encoding)
+            .map_err(|e| format!("cannot decode the source as {encoding} ({e})"))?,
+    };
+    let code_lines = match module_code {
+        Some(code) => code_lines(py, code),
+        None => compile(py, &text, path).and_then(|code| code_lines(py, &code)),
+    }
+    .map_err(|e| format!("couldn't parse it as Python ({})", e.value(py)))?;
+    let analysis = analyze(&text, &code_lines, exclude)
+        .map_err(|e| format!("couldn't parse it as Python ({e})"))?;
+    Ok((hash, analysis))
+}
+
+fn decode_with_python(py: Python<'_>, bytes: &[u8], encoding: &str) -> PyResult<String> {
+    let text: String = PyBytes::new(py, bytes)
+        .call_method1("decode", (encoding, "replace"))?
+        .extract()?;
+    Ok(finish_text(text))
+}
+
+fn compile<'py>(py: Python<'py>, text: &str, path: &Path) -> PyResult<Bound<'py, PyAny>> {
+    let kwargs = pyo3::types::PyDict::new(py);
+    kwargs.set_item("dont_inherit", true)?;
+    py.import("builtins")?
+        .getattr("compile")?
+        .call((text, path, "exec"), Some(&kwargs))
+}
+
+/// The lines of every code object reachable from `root` (coverage.py's
+/// `ByteParser.find_statements`; `__annotate__` objects contribute no lines).
+fn code_lines(py: Python<'_>, root: &Bound<'_, PyAny>) -> PyResult<LineSet> {
+    let mut lines = LineSet::new();
+    let mut stack = vec![root.clone()];
+    while let Some(code) = stack.pop() {
+        let consts = code
+            .getattr(intern!(py, "co_consts"))?
+            .cast_into::<PyTuple>()?;
+        for constant in consts.iter() {
+            if constant.is_instance_of::<PyCode>() {
+                stack.push(constant);
+            }
+        }
+        if code
+            .getattr(intern!(py, "co_name"))?
+            .eq(intern!(py, "__annotate__"))?
+        {
+            continue;
+        }
+        let table = code
+            .getattr(intern!(py, "co_linetable"))?
+            .cast_into::<PyBytes>()?;
+        let first_line: i64 = code.getattr(intern!(py, "co_firstlineno"))?.extract()?;
+        linetable::for_each_line(table.as_bytes(), first_line, |line| {
+            if let Some(line) = LineNo::from_i64(line) {
+                lines.insert(line);
+            }
+        });
+    }
+    Ok(lines)
+}
+
+/// Never-imported files under `--source`: directories, and the directories
+/// of imported source packages (coverage.py's `find_possibly_unexecuted_files`).
+fn unexecuted_source_files(
+    py: Python<'_>,
+    session: &Session,
+    selection: &Selection,
+) -> Vec<PathBuf> {
+    let mut roots: Vec<PathBuf> = selection.source_dirs.clone();
+    for package in &selection.source_packages {
+        if let Some(dir) = package_directory(py, package) {
+            roots.push(dir);
+        }
+    }
+    let mut files = Vec::new();
+    for root in roots {
+        for file in find_python_files(&root, false) {
+            let Ok(canonical) = std::fs::canonicalize(&file) else {
+                continue;
+            };
+            let omitted = canonical
+                .to_str()
+                .is_none_or(|c| session.selector().is_omitted(c));
+            if !omitted {
+                files.push(canonical);
+            }
+        }
+    }
+    files.sort();
+    files.dedup();
+    files
+}
+
+/// The directory of an imported package (`None` for plain modules).
+fn package_directory(py: Python<'_>, package: &str) -> Option<PathBuf> {
+    let module = py
+        .import("sys")
+        .ok()?
+        .getattr("modules")
+        .ok()?
+        .get_item(package)
+        .ok()?;
+    let file: PathBuf = module.getattr("__file__").ok()?.extract().ok()?;
+    let is_package = file.file_stem().is_some_and(|stem| stem == "__init__");
+    if !is_package {
+        return None;
+    }
+    std::fs::canonicalize(file.parent()?).ok()
+}
+
+fn imported_with_code(py: Python<'_>, package: &str) -> bool {
+    py.import("sys")
+        .and_then(|sys| sys.getattr("modules"))
+        .and_then(|modules| modules.get_item(package))
+        .is_ok()
+}

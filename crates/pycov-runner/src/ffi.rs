@@ -1,0 +1,319 @@
+//! Every raw CPython call of the runner: the native `sys.monitoring`
+//! callbacks, the C-level trace function for 3.11, the per-code-object cache
+//! in `co_extra`, and printing exceptions the way the interpreter does.
+//!
+//! The callbacks are plain `extern "C"` functions: a `LINE` event costs one
+//! vectorcall into Rust, a `co_extra` read and an atomic OR.
+#![allow(unsafe_code)]
+
+use std::cell::UnsafeCell;
+use std::ffi::{c_int, c_void};
+use std::os::raw::c_char;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::OnceLock;
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::{Borrowed, PyErr};
+
+use crate::session::Session;
+
+/// The session callbacks report to; null when no measurement is running.
+static ACTIVE: AtomicPtr<Session> = AtomicPtr::new(ptr::null_mut());
+
+/// Makes `session` the target of the callbacks. The caller keeps the box and
+/// must call [`deactivate`] before dropping it.
+pub(crate) fn activate(session: &Session) {
+    ACTIVE.store((session as *const Session).cast_mut(), Ordering::Release);
+}
+
+/// Stops the callbacks from reaching any session.
+pub(crate) fn deactivate() {
+    ACTIVE.store(ptr::null_mut(), Ordering::Release);
+}
+
+fn active_session<'a>() -> Option<&'a Session> {
+    let session = ACTIVE.load(Ordering::Acquire);
+    // SAFETY: `activate` stores a pointer to a session that its owner keeps
+    // alive until after `deactivate`; both run with the GIL held, and every
+    // callback runs with the GIL held and never releases it, so no callback
+    // can observe a session being freed.
+    unsafe { session.as_ref() }
+}
+
+/// The `co_extra` slot pycov caches its per-code-object decision in.
+pub(crate) fn code_extra_index() -> Option<isize> {
+    static INDEX: OnceLock<isize> = OnceLock::new();
+    let index = *INDEX.get_or_init(|| {
+        // SAFETY: called with the GIL held (from `Session::new`); the values
+        // we store are integers, so there is nothing to free.
+        unsafe { ffi::PyUnstable_Eval_RequestCodeExtraIndex(keep_extra) }
+    });
+    (index >= 0).then_some(index)
+}
+
+/// `co_extra` free function: our values are integers, not allocations.
+unsafe extern "C" fn keep_extra(_extra: *mut c_void) {}
+
+/// The cached value for `code` (0 if none).
+#[inline]
+fn get_extra(code: *mut ffi::PyObject, index: isize) -> usize {
+    let mut extra: *mut c_void = ptr::null_mut();
+    // SAFETY: `code` is a live code object passed by the interpreter and the
+    // GIL is held; `extra` is a valid out-pointer.
+    let status = unsafe { ffi::PyUnstable_Code_GetExtra(code, index, &mut extra) };
+    if status != 0 {
+        // SAFETY: GIL held; an error is set only if `code` was not a code object.
+        unsafe { ffi::PyErr_Clear() };
+        return 0;
+    }
+    extra as usize
+}
+
+/// Caches `value` for `code`.
+pub(crate) fn set_extra(code: &Bound<'_, PyAny>, index: isize, value: usize) {
+    // SAFETY: `code` is a live object and the GIL is held (bound); the value is
+    // an integer stored in a pointer-sized slot that CPython never
+    // dereferences because no free function was registered.
+    let status =
+        unsafe { ffi::PyUnstable_Code_SetExtra(code.as_ptr(), index, value as *mut c_void) };
+    if status != 0 {
+        // SAFETY: GIL held.
+        unsafe { ffi::PyErr_Clear() };
+    }
+}
+
+/// A `PyMethodDef` the interpreter may read from any thread.
+struct MethodDef(UnsafeCell<ffi::PyMethodDef>);
+
+// SAFETY: the definitions are never written after construction; CPython only
+// reads them.
+unsafe impl Sync for MethodDef {}
+
+impl MethodDef {
+    const fn fastcall(name: &'static std::ffi::CStr, f: ffi::PyCFunctionFast) -> MethodDef {
+        MethodDef(UnsafeCell::new(ffi::PyMethodDef {
+            ml_name: name.as_ptr() as *const c_char,
+            ml_meth: ffi::PyMethodDefPointer { PyCFunctionFast: f },
+            ml_flags: ffi::METH_FASTCALL,
+            ml_doc: ptr::null(),
+        }))
+    }
+
+    fn new_function<'py>(&'static self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        // SAFETY: the definition is 'static; a null self and module are allowed.
+        unsafe {
+            Bound::from_owned_ptr_or_err(
+                py,
+                ffi::PyCFunction_NewEx(self.0.get(), ptr::null_mut(), ptr::null_mut()),
+            )
+        }
+    }
+}
+
+static PY_START: MethodDef = MethodDef::fastcall(c"pycov_py_start", py_start_callback);
+static LINE: MethodDef = MethodDef::fastcall(c"pycov_line", line_callback);
+static THREAD_START: MethodDef = MethodDef::fastcall(c"pycov_thread_start", thread_start_callback);
+
+/// The native `sys.monitoring` `PY_START` callback.
+pub(crate) fn py_start_function(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    PY_START.new_function(py)
+}
+
+/// The native `sys.monitoring` `LINE` callback.
+pub(crate) fn line_function(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    LINE.new_function(py)
+}
+
+/// A callable for `threading.settrace` that installs the C trace function in
+/// each new thread.
+pub(crate) fn thread_start_function(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    THREAD_START.new_function(py)
+}
+
+/// New reference to the callbacks' return value (`sys.monitoring.DISABLE`
+/// while monitoring, else `None`).
+fn disable_result(session: Option<&Session>) -> *mut ffi::PyObject {
+    let result = session
+        .and_then(Session::disable_object)
+        // SAFETY: `Py_None` is always valid.
+        .unwrap_or_else(|| unsafe { ffi::Py_None() });
+    // SAFETY: GIL held; `result` is a live object we return a new reference to.
+    unsafe { ffi::Py_IncRef(result) };
+    result
+}
+
+unsafe extern "C" fn py_start_callback(
+    _slf: *mut ffi::PyObject,
+    args: *mut *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+) -> *mut ffi::PyObject {
+    let session = active_session();
+    if let Some(session) = session {
+        if nargs >= 1 {
+            // SAFETY: `args` holds `nargs` borrowed references, valid for the call.
+            let code_ptr = unsafe { *args };
+            let index = session.extra_index();
+            if !session.is_decided(get_extra(code_ptr, index)) {
+                // SAFETY: the interpreter calls us with the GIL held.
+                let py = unsafe { Python::assume_attached() };
+                // SAFETY: `code_ptr` is a borrowed reference alive for this call.
+                let code = unsafe { Borrowed::from_ptr(py, code_ptr) };
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    session.on_code_start(py, &code, None);
+                }));
+            }
+        }
+    }
+    disable_result(session)
+}
+
+unsafe extern "C" fn line_callback(
+    _slf: *mut ffi::PyObject,
+    args: *mut *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+) -> *mut ffi::PyObject {
+    let session = active_session();
+    if let Some(session) = session {
+        if nargs >= 2 {
+            // SAFETY: `args` holds `nargs` (>= 2) borrowed references.
+            let (code, line) = unsafe { (*args, *args.add(1)) };
+            // SAFETY: `line` is an int object; GIL held.
+            let line = unsafe { ffi::PyLong_AsLong(line) };
+            if line == -1 {
+                // SAFETY: GIL held; clears a conversion error if there was one.
+                unsafe { ffi::PyErr_Clear() };
+            }
+            session.record(get_extra(code, session.extra_index()), line);
+        }
+    }
+    disable_result(session)
+}
+
+unsafe extern "C" fn thread_start_callback(
+    _slf: *mut ffi::PyObject,
+    args: *mut *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+) -> *mut ffi::PyObject {
+    // Called by `sys.settrace`'s trampoline as `f(frame, "call", None)` when a
+    // thread starts: switch this thread to the C trace function and handle
+    // the event ourselves.
+    if active_session().is_some() {
+        install_trace_function();
+        if nargs >= 1 {
+            // SAFETY: `args[0]` is the frame, a borrowed reference.
+            let frame = unsafe { *args };
+            // SAFETY: as for any trace event: GIL held, live frame.
+            unsafe {
+                trace_function(
+                    ptr::null_mut(),
+                    frame.cast(),
+                    ffi::PyTrace_CALL,
+                    ptr::null_mut(),
+                )
+            };
+        }
+    }
+    // SAFETY: `Py_None` is always valid; we return a new reference.
+    unsafe {
+        let none = ffi::Py_None();
+        ffi::Py_IncRef(none);
+        none
+    }
+}
+
+/// Installs the C trace function on the calling thread.
+pub(crate) fn install_trace_function() {
+    // SAFETY: called with the GIL held (from the runner or a trace callback).
+    unsafe { ffi::PyEval_SetTrace(Some(trace_function), ptr::null_mut()) };
+}
+
+/// Removes any trace function from the calling thread.
+pub(crate) fn remove_trace_function() {
+    // SAFETY: called with the GIL held.
+    unsafe { ffi::PyEval_SetTrace(None, ptr::null_mut()) };
+}
+
+unsafe extern "C" fn trace_function(
+    _obj: *mut ffi::PyObject,
+    frame: *mut ffi::PyFrameObject,
+    what: c_int,
+    _arg: *mut ffi::PyObject,
+) -> c_int {
+    let Some(session) = active_session() else {
+        // Measurement ended while this thread kept running: step aside.
+        remove_trace_function();
+        return 0;
+    };
+    if what != ffi::PyTrace_LINE && what != ffi::PyTrace_CALL {
+        return 0;
+    }
+    // SAFETY: the interpreter passes a live frame; `PyFrame_GetCode` returns a
+    // new reference that we release below.
+    let code = unsafe { ffi::PyFrame_GetCode(frame) }.cast::<ffi::PyObject>();
+    if code.is_null() {
+        return 0;
+    }
+    let extra = get_extra(code, session.extra_index());
+    if what == ffi::PyTrace_LINE {
+        // SAFETY: live frame, GIL held.
+        let line = unsafe { ffi::PyFrame_GetLineNumber(frame) };
+        session.record(extra, i64::from(line) as std::ffi::c_long);
+    } else {
+        // SAFETY: the interpreter calls trace functions with the GIL held.
+        let py = unsafe { Python::assume_attached() };
+        let measured = if session.is_decided(extra) {
+            session.is_measured(extra)
+        } else {
+            // SAFETY: `code` and `frame` are live references for this call.
+            let (code, frame) = unsafe {
+                (
+                    Borrowed::from_ptr(py, code),
+                    Borrowed::from_ptr(py, frame.cast::<ffi::PyObject>()),
+                )
+            };
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                session.on_code_start(py, &code, Some(&frame))
+            }))
+            .unwrap_or(false)
+        };
+        if !measured {
+            // No line events for code we do not measure.
+            // SAFETY: live frame object, GIL held; setting a bool attribute.
+            let status = unsafe {
+                ffi::PyObject_SetAttrString(
+                    frame.cast(),
+                    c"f_trace_lines".as_ptr(),
+                    ffi::Py_False(),
+                )
+            };
+            if status != 0 {
+                // SAFETY: GIL held.
+                unsafe { ffi::PyErr_Clear() };
+            }
+        }
+    }
+    // SAFETY: releases the reference from `PyFrame_GetCode`.
+    unsafe { ffi::Py_DecRef(code) };
+    0
+}
+
+/// The frame of the Python code currently running, if any.
+pub(crate) fn current_frame(py: Python<'_>) -> Option<Bound<'_, PyAny>> {
+    // SAFETY: GIL held (we have `py`); the result is a borrowed reference.
+    let frame = unsafe { ffi::PyEval_GetFrame() };
+    if frame.is_null() {
+        return None;
+    }
+    // SAFETY: non-null borrowed reference to a live frame.
+    Some(unsafe { Bound::from_borrowed_ptr(py, frame.cast()) })
+}
+
+/// Prints `err` exactly as the interpreter prints an uncaught exception
+/// (`sys.excepthook`, setting `sys.last_*`). Never call it with `SystemExit`.
+pub(crate) fn print_exception(py: Python<'_>, err: PyErr) {
+    err.restore(py);
+    // SAFETY: an exception is set (just restored) and the GIL is held.
+    unsafe { ffi::PyErr_PrintEx(1) };
+}

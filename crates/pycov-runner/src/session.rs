@@ -1,0 +1,343 @@
+//! The state of one measurement: which files are measured, the executed
+//! lines, and the decision cached per code object.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::c_long;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyCode, PyDict, PyString};
+
+use pycov_core::{Decision, FileId, FileSelector, LineNo, Recorder};
+
+use crate::ffi;
+
+/// The low half of a cached decision for code that is not measured.
+const NOT_MEASURED: u32 = u32::MAX;
+
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("pycov packs a generation and a file id into co_extra and needs 64-bit pointers");
+
+static NEXT_GENERATION: AtomicU32 = AtomicU32::new(1);
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A decision cached under a filename object's address, with the object
+/// kept alive so the address cannot be reused.
+type KeptDecision = (Py<PyString>, Option<FileId>);
+
+/// What the `sys.monitoring` backend needs inside the callbacks.
+#[derive(Debug)]
+pub(crate) struct MonitoringHandles {
+    /// `sys.monitoring.DISABLE`.
+    pub disable: Py<PyAny>,
+    /// `sys.monitoring.set_local_events`.
+    pub set_local_events: Py<PyAny>,
+    /// Our tool id, as a Python int.
+    pub tool_id: Py<PyAny>,
+    /// `sys.monitoring.events.LINE`.
+    pub line_event: Py<PyAny>,
+}
+
+/// One measurement.
+#[derive(Debug)]
+pub(crate) struct Session {
+    recorder: Recorder,
+    selector: FileSelector,
+    cwd: PathBuf,
+    generation: u32,
+    extra_index: isize,
+    monitoring: Option<MonitoringHandles>,
+    /// Decisions by filename object (kept alive, so the address is stable).
+    by_object: Mutex<HashMap<usize, KeptDecision>>,
+    /// Decisions by filename text.
+    by_name: Mutex<HashMap<String, Option<FileId>>>,
+    /// `<module>` code objects seen per measured file.
+    module_code: Mutex<HashMap<FileId, Vec<Py<PyAny>>>>,
+    /// Code objects with local `LINE` events (to clear them when stopping).
+    instrumented: Mutex<Vec<Py<PyAny>>>,
+    /// `--source` packages some measured module belonged to.
+    matched_packages: Mutex<HashSet<String>>,
+    /// Errors raised inside callbacks (never passed on to the program).
+    callback_errors: Mutex<Vec<String>>,
+}
+
+impl Session {
+    /// A new session; `None` if the interpreter has no free `co_extra` slot.
+    pub(crate) fn new(selector: FileSelector, cwd: PathBuf) -> Option<Session> {
+        Some(Session {
+            recorder: Recorder::new(),
+            selector,
+            cwd,
+            generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
+            extra_index: ffi::code_extra_index()?,
+            monitoring: None,
+            by_object: Mutex::new(HashMap::new()),
+            by_name: Mutex::new(HashMap::new()),
+            module_code: Mutex::new(HashMap::new()),
+            instrumented: Mutex::new(Vec::new()),
+            matched_packages: Mutex::new(HashSet::new()),
+            callback_errors: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub(crate) fn set_monitoring(&mut self, handles: MonitoringHandles) {
+        self.monitoring = Some(handles);
+    }
+
+    pub(crate) fn recorder(&self) -> &Recorder {
+        &self.recorder
+    }
+
+    pub(crate) fn selector(&self) -> &FileSelector {
+        &self.selector
+    }
+
+    pub(crate) fn extra_index(&self) -> isize {
+        self.extra_index
+    }
+
+    /// `sys.monitoring.DISABLE` as a borrowed pointer, when monitoring.
+    pub(crate) fn disable_object(&self) -> Option<*mut pyo3::ffi::PyObject> {
+        self.monitoring.as_ref().map(|m| m.disable.as_ptr())
+    }
+
+    fn pack(&self, file: Option<FileId>) -> usize {
+        let low = file.map_or(NOT_MEASURED, FileId::as_u32);
+        ((self.generation as usize) << 32) | low as usize
+    }
+
+    /// Whether a cached value was written by this session.
+    #[inline]
+    pub(crate) fn is_decided(&self, extra: usize) -> bool {
+        (extra >> 32) as u32 == self.generation
+    }
+
+    /// Whether a cached value (of this session) says "measured".
+    #[inline]
+    pub(crate) fn is_measured(&self, extra: usize) -> bool {
+        self.is_decided(extra) && extra as u32 != NOT_MEASURED
+    }
+
+    /// Records `line` for the code whose cached value is `extra`.
+    #[inline]
+    pub(crate) fn record(&self, extra: usize, line: c_long) {
+        if !self.is_measured(extra) {
+            return;
+        }
+        let Some(line) = u32::try_from(line).ok().and_then(LineNo::new) else {
+            return;
+        };
+        if let Some(file) = self.recorder.get(FileId::from_u32(extra as u32)) {
+            file.record(line);
+        }
+    }
+
+    /// A code object starts running for the first time in this session:
+    /// decide whether its file is measured, cache that on the code object
+    /// and, when monitoring, enable its `LINE` events. Returns whether it is
+    /// measured. Errors are kept for the end of the run, never raised.
+    pub(crate) fn on_code_start(
+        &self,
+        py: Python<'_>,
+        code: &Bound<'_, PyAny>,
+        frame: Option<&Bound<'_, PyAny>>,
+    ) -> bool {
+        let file = match self.decide(py, code, frame) {
+            Ok(file) => file,
+            Err(err) => {
+                self.note_callback_error(py, err);
+                None
+            }
+        };
+        ffi::set_extra(code, self.extra_index, self.pack(file));
+        let Some(file) = file else {
+            return false;
+        };
+        if let Some(monitoring) = &self.monitoring {
+            let result = monitoring.set_local_events.call1(
+                py,
+                (
+                    monitoring.tool_id.bind(py),
+                    code,
+                    monitoring.line_event.bind(py),
+                ),
+            );
+            match result {
+                Ok(_) => lock(&self.instrumented).push(code.clone().unbind()),
+                Err(err) => self.note_callback_error(py, err),
+            }
+        }
+        let is_module = code
+            .getattr(intern!(py, "co_name"))
+            .is_ok_and(|name| name.eq(intern!(py, "<module>")).unwrap_or(false));
+        if is_module {
+            lock(&self.module_code)
+                .entry(file)
+                .or_default()
+                .push(code.clone().unbind());
+        }
+        true
+    }
+
+    fn note_callback_error(&self, py: Python<'_>, err: PyErr) {
+        let mut errors = lock(&self.callback_errors);
+        if errors.len() < 10 {
+            errors.push(err.value(py).to_string());
+        }
+    }
+
+    /// Errors swallowed by callbacks.
+    pub(crate) fn callback_errors(&self) -> Vec<String> {
+        lock(&self.callback_errors).clone()
+    }
+
+    fn decide(
+        &self,
+        py: Python<'_>,
+        code: &Bound<'_, PyAny>,
+        frame: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Option<FileId>> {
+        if !code.is_instance_of::<PyCode>() {
+            return Ok(None);
+        }
+        if code
+            .getattr(intern!(py, "co_name"))?
+            .eq(intern!(py, "__annotate__"))?
+        {
+            return Ok(None);
+        }
+        let filename = code
+            .getattr(intern!(py, "co_filename"))?
+            .cast_into::<PyString>()?;
+        let key = filename.as_ptr() as usize;
+        if let Some((_, file)) = lock(&self.by_object).get(&key) {
+            return Ok(*file);
+        }
+        let file = match filename.to_str() {
+            Ok(name) => self.decide_filename(py, name, frame),
+            // Undecodable (surrogate) names cannot be written to a data file.
+            Err(_) => None,
+        };
+        lock(&self.by_object).insert(key, (filename.unbind(), file));
+        Ok(file)
+    }
+
+    fn decide_filename(
+        &self,
+        py: Python<'_>,
+        filename: &str,
+        frame: Option<&Bound<'_, PyAny>>,
+    ) -> Option<FileId> {
+        if let Some(file) = lock(&self.by_name).get(filename) {
+            return *file;
+        }
+        let file = self.decide_new_filename(py, filename, frame);
+        lock(&self.by_name).insert(filename.to_owned(), file);
+        file
+    }
+
+    fn decide_new_filename(
+        &self,
+        py: Python<'_>,
+        filename: &str,
+        frame: Option<&Bound<'_, PyAny>>,
+    ) -> Option<FileId> {
+        // "<string>", "<frozen runpy>", "<doctest ...>": no file to report on.
+        if filename.is_empty() || filename.starts_with('<') || filename.starts_with("memory:") {
+            return None;
+        }
+        let path = Path::new(filename);
+        let joined = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.cwd.join(path)
+        };
+        let canonical = std::fs::canonicalize(joined).ok()?;
+        let metadata = std::fs::metadata(&canonical).ok()?;
+        if !metadata.is_file() {
+            return None;
+        }
+        let canonical = canonical.to_str()?;
+        let module = if self.selector.has_source_packages() {
+            let frame = frame.cloned().or_else(|| ffi::current_frame(py));
+            module_name(py, frame.as_ref(), canonical)
+        } else {
+            None
+        };
+        match self.selector.decide(canonical, module.as_deref()) {
+            Decision::Measure => {
+                if let Some(package) = module
+                    .as_deref()
+                    .and_then(|m| self.selector.matching_package(m))
+                {
+                    lock(&self.matched_packages).insert(package.to_owned());
+                }
+                let max_line = u32::try_from(metadata.len().saturating_add(1)).unwrap_or(u32::MAX);
+                Some(self.recorder.register(canonical, max_line))
+            }
+            Decision::Skip(_) => None,
+        }
+    }
+
+    /// `--source` packages that no measured module belonged to.
+    pub(crate) fn matched_packages(&self) -> HashSet<String> {
+        lock(&self.matched_packages).clone()
+    }
+
+    /// The `<module>` code objects seen for `file`.
+    pub(crate) fn module_code<'py>(&self, py: Python<'py>, file: FileId) -> Vec<Bound<'py, PyAny>> {
+        lock(&self.module_code)
+            .get(&file)
+            .map(|codes| codes.iter().map(|c| c.bind(py).clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Takes the code objects that got local `LINE` events.
+    pub(crate) fn take_instrumented(&self) -> Vec<Py<PyAny>> {
+        std::mem::take(&mut *lock(&self.instrumented))
+    }
+
+    /// The monitoring handles, if this session uses `sys.monitoring`.
+    pub(crate) fn monitoring(&self) -> Option<&MonitoringHandles> {
+        self.monitoring.as_ref()
+    }
+}
+
+/// coverage.py's `name_for_module`: the module name of the code running in
+/// `frame` (`__name__`, else `__spec__.name`, else the file's stem).
+fn module_name(py: Python<'_>, frame: Option<&Bound<'_, PyAny>>, path: &str) -> Option<String> {
+    let globals = frame
+        .and_then(|f| f.getattr(intern!(py, "f_globals")).ok())
+        .and_then(|g| g.cast_into::<PyDict>().ok());
+    if let Some(globals) = &globals {
+        if let Ok(Some(name)) = globals.get_item(intern!(py, "__name__")) {
+            if let Ok(name) = name.extract::<String>() {
+                if name != "__main__" {
+                    return Some(name);
+                }
+            }
+        }
+        if let Ok(Some(spec)) = globals.get_item(intern!(py, "__spec__")) {
+            if let Ok(name) = spec
+                .getattr(intern!(py, "name"))
+                .and_then(|n| n.extract::<String>())
+            {
+                if name != "__main__" {
+                    return Some(name);
+                }
+            }
+        }
+    }
+    Path::new(path)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .map(str::to_owned)
+}

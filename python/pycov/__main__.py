@@ -1,0 +1,13 @@
+"""``python -m pycov`` and the ``pycov`` console script."""
+
+import sys
+
+
+def main() -> None:
+    from pycov._pycov import main as _main
+
+    sys.exit(_main(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()
