@@ -51,6 +51,26 @@ fn main(py: Python<'_>, args: Vec<String>) -> PyResult<i32> {
     }
 }
 
+/// Statements and excluded lines of a file, as `pycov run` computes them
+/// (for tests and diagnostics). `exclude` replaces the default regexes.
+#[pyfunction]
+#[pyo3(signature = (path, exclude=None))]
+fn analyze_file(
+    py: Python<'_>,
+    path: std::path::PathBuf,
+    exclude: Option<Vec<String>>,
+) -> PyResult<(Vec<u32>, Vec<u32>)> {
+    let rules = match exclude {
+        Some(patterns) => pycov_core::ExcludeRules::new(&patterns)
+            .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?,
+        None => pycov_core::ExcludeRules::default(),
+    };
+    let (statements, excluded) = pycov_runner::analyze_path(py, &path, &rules)
+        .map_err(pyo3::exceptions::PyValueError::new_err)?;
+    let numbers = |set: pycov_core::LineSet| set.iter().map(|l| l.get()).collect();
+    Ok((numbers(statements), numbers(excluded)))
+}
+
 /// pycov's version.
 #[pyfunction]
 fn version() -> &'static str {
@@ -60,5 +80,5 @@ fn version() -> &'static str {
 #[pymodule(name = "_pycov", module = "pycov", gil_used = true)]
 mod pycov_module {
     #[pymodule_export]
-    use super::{main, version};
+    use super::{analyze_file, main, version};
 }

@@ -3,14 +3,15 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Mutex};
 
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyCode, PyTuple};
 
+use pycov_analysis::analyze;
 use pycov_analysis::linetable;
 use pycov_analysis::source::{decode_source, finish_text, normalize_bytes, Decoded};
-use pycov_analysis::{analyze, SourceAnalysis};
 use pycov_core::select::find_python_files;
 use pycov_core::{
     CoverageData, DataMeta, ExcludeRules, FileCoverage, LineNo, LineSet, Selection, SourceHash,
@@ -18,8 +19,24 @@ use pycov_core::{
 
 use crate::session::Session;
 
+/// A file whose source and code lines are known; analysing it needs no
+/// interpreter, so it can happen on another thread.
+struct Job {
+    path: String,
+    hash: SourceHash,
+    text: String,
+    code_lines: LineSet,
+    /// The lines the tracer saw, or `None` for a never-imported file.
+    raw_executed: Option<LineSet>,
+}
+
+type JobResult = (String, Result<FileCoverage, String>, bool);
+
 /// Analyses the measured files (and, for `--source`, the never-imported
 /// ones). Problems with single files become warnings; the rest is kept.
+///
+/// The interpreter-bound part (reading line tables, compiling) runs on this
+/// thread while workers tokenise and analyse the files already prepared.
 pub(crate) fn collect(
     py: Python<'_>,
     session: &Session,
@@ -33,49 +50,92 @@ pub(crate) fn collect(
         python: python_description(py),
     });
     let trusted = trusted_module_files(py, main_script);
-    for (index, file) in session.recorder().files().enumerate() {
-        let path = file.path();
-        let id = pycov_core::FileId::from_u32(index as u32);
-        let codes = session.module_code(py, id);
-        // The code object the interpreter ran is the plain compile of the
-        // file only when a standard loader made it; otherwise (pytest's
-        // assertion rewriting, exec of a fragment) compile the source again.
-        let module_code = match codes.as_slice() {
-            [code] if trusted.contains(Path::new(path)) => Some(code.clone()),
-            _ => None,
-        };
-        match analyze_file(py, Path::new(path), module_code.as_ref(), exclude) {
-            Ok((hash, analysis)) => {
-                let executed = analysis.executed(&file.executed());
-                data.insert(
-                    path.to_owned(),
-                    FileCoverage {
-                        source_hash: hash,
-                        statements: analysis.statements,
-                        excluded: analysis.excluded,
-                        executed,
-                    },
-                );
+    let debug_analysis =
+        std::env::var("PYCOV_DEBUG").is_ok_and(|v| v.split(',').any(|i| i.trim() == "analysis"));
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(2, 4) - 1);
+    let (sender, receiver) = mpsc::channel::<Job>();
+    let receiver = Mutex::new(receiver);
+    let results: Mutex<Vec<JobResult>> = Mutex::new(Vec::new());
+    let mut prepare_warnings = Vec::new();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| drain(&receiver, exclude, &results));
+        }
+        let mut seen = HashSet::new();
+        for (index, file) in session.recorder().files().enumerate() {
+            let path = file.path();
+            seen.insert(PathBuf::from(path));
+            let codes = session.module_code(py, pycov_core::FileId::from_u32(index as u32));
+            // The code object the interpreter ran is the plain compile of the
+            // file only when a standard loader made it; otherwise (pytest's
+            // assertion rewriting, exec of a fragment) compile the source.
+            let module_code = match codes.as_slice() {
+                [code] if trusted.contains(Path::new(path)) => Some(code.clone()),
+                _ => None,
+            };
+            if debug_analysis {
+                let how = match (
+                    module_code.is_some(),
+                    codes.len(),
+                    trusted.contains(Path::new(path)),
+                ) {
+                    (true, _, _) => "lines from the module's code object".to_owned(),
+                    (false, n, true) => format!("compiled ({n} module code objects seen)"),
+                    (false, n, false) => format!(
+                        "compiled (not loaded by SourceFileLoader; {n} module code objects seen)"
+                    ),
+                };
+                eprintln!("pycov: analysis: {path}: {how}");
             }
-            Err(problem) => warnings.push(format!("{path}: {problem}; its coverage is not saved")),
+            match prepare(py, Path::new(path), module_code.as_ref()) {
+                Ok((hash, text, code_lines)) => {
+                    let job = Job {
+                        path: path.to_owned(),
+                        hash,
+                        text,
+                        code_lines,
+                        raw_executed: Some(file.executed()),
+                    };
+                    // The workers outlive the loop, so sending cannot fail.
+                    let _ = sender.send(job);
+                }
+                Err(problem) => {
+                    prepare_warnings.push(format!("{path}: {problem}; its coverage is not saved"))
+                }
+            }
         }
-    }
-    for path in unexecuted_source_files(py, session, selection) {
-        let Some(key) = path.to_str() else { continue };
-        if data.get(key).is_some() {
-            continue;
+        for path in unexecuted_source_files(py, session, selection) {
+            if seen.contains(&path) {
+                continue;
+            }
+            let Some(key) = path.to_str() else { continue };
+            match prepare(py, &path, None) {
+                Ok((hash, text, code_lines)) => {
+                    let _ = sender.send(Job {
+                        path: key.to_owned(),
+                        hash,
+                        text,
+                        code_lines,
+                        raw_executed: None,
+                    });
+                }
+                Err(problem) => prepare_warnings.push(format!("{key}: {problem}; it is left out")),
+            }
         }
-        match analyze_file(py, &path, None, exclude) {
-            Ok((hash, analysis)) => data.insert(
-                key.to_owned(),
-                FileCoverage {
-                    source_hash: hash,
-                    statements: analysis.statements,
-                    excluded: analysis.excluded,
-                    executed: LineSet::new(),
-                },
-            ),
-            Err(problem) => warnings.push(format!("{key}: {problem}; it is left out")),
+        drop(sender);
+        // This thread helps with what is left.
+        drain(&receiver, exclude, &results);
+    });
+    warnings.append(&mut prepare_warnings);
+    let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    results.sort_by(|a, b| a.0.cmp(&b.0));
+    for (path, result, executed) in results {
+        match result {
+            Ok(file) => data.insert(path, file),
+            Err(problem) if executed => {
+                warnings.push(format!("{path}: {problem}; its coverage is not saved"))
+            }
+            Err(problem) => warnings.push(format!("{path}: {problem}; it is left out")),
         }
     }
     let matched = session.matched_packages();
@@ -88,6 +148,36 @@ pub(crate) fn collect(
         warnings.push(format!("internal error while tracing: {error}"));
     }
     data
+}
+
+/// Analyses jobs until the queue is closed and empty.
+fn drain(
+    receiver: &Mutex<mpsc::Receiver<Job>>,
+    exclude: &ExcludeRules,
+    results: &Mutex<Vec<JobResult>>,
+) {
+    loop {
+        let job = match receiver.lock() {
+            Ok(receiver) => receiver.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        let executed = job.raw_executed.is_some();
+        let result = analyze(&job.text, &job.code_lines, exclude)
+            .map(|analysis| FileCoverage {
+                source_hash: job.hash,
+                executed: job
+                    .raw_executed
+                    .as_ref()
+                    .map_or_else(LineSet::new, |raw| analysis.executed(raw)),
+                statements: analysis.statements,
+                excluded: analysis.excluded,
+            })
+            .map_err(|e| format!("couldn't parse it as Python ({e})"));
+        if let Ok(mut results) = results.lock() {
+            results.push((job.path, result, executed));
+        }
+    }
 }
 
 fn python_description(py: Python<'_>) -> String {
@@ -154,14 +244,13 @@ fn trusted_module_files(py: Python<'_>, main_script: Option<&Path>) -> HashSet<P
     trusted
 }
 
-/// Reads, decodes and analyses one file. The error is a short description
-/// for a warning.
-fn analyze_file(
+/// Reads and decodes one file and finds its code lines (from the module's
+/// code object, or by compiling it). The error is a short description.
+fn prepare(
     py: Python<'_>,
     path: &Path,
     module_code: Option<&Bound<'_, PyAny>>,
-    exclude: &ExcludeRules,
-) -> Result<(SourceHash, SourceAnalysis), String> {
+) -> Result<(SourceHash, String, LineSet), String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read the source ({e})"))?;
     let hash = SourceHash::of(&bytes);
     let normalized = normalize_bytes(&bytes);
@@ -175,9 +264,20 @@ fn analyze_file(
         None => compile(py, &text, path).and_then(|code| code_lines(py, &code)),
     }
     .map_err(|e| format!("couldn't parse it as Python ({})", e.value(py)))?;
+    Ok((hash, text, code_lines))
+}
+
+/// Analyses one file as a run would (compiling it for its code lines):
+/// `(statements, excluded)`, or why it could not be analysed.
+pub fn analyze_path(
+    py: Python<'_>,
+    path: &Path,
+    exclude: &ExcludeRules,
+) -> Result<(LineSet, LineSet), String> {
+    let (_, text, code_lines) = prepare(py, path, None)?;
     let analysis = analyze(&text, &code_lines, exclude)
         .map_err(|e| format!("couldn't parse it as Python ({e})"))?;
-    Ok((hash, analysis))
+    Ok((analysis.statements, analysis.excluded))
 }
 
 fn decode_with_python(py: Python<'_>, bytes: &[u8], encoding: &str) -> PyResult<String> {
@@ -192,7 +292,7 @@ fn compile<'py>(py: Python<'py>, text: &str, path: &Path) -> PyResult<Bound<'py,
     kwargs.set_item("dont_inherit", true)?;
     py.import("builtins")?
         .getattr("compile")?
-        .call((text, path, "exec"), Some(&kwargs))
+        .call((text, path.to_string_lossy(), "exec"), Some(&kwargs))
 }
 
 /// The lines of every code object reachable from `root` (coverage.py's

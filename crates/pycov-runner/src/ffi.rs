@@ -196,23 +196,40 @@ unsafe extern "C" fn thread_start_callback(
     args: *mut *mut ffi::PyObject,
     nargs: ffi::Py_ssize_t,
 ) -> *mut ffi::PyObject {
-    // Called by `sys.settrace`'s trampoline as `f(frame, "call", None)` when a
-    // thread starts: switch this thread to the C trace function and handle
-    // the event ourselves.
-    if active_session().is_some() {
-        install_trace_function();
-        if nargs >= 1 {
-            // SAFETY: `args[0]` is the frame, a borrowed reference.
-            let frame = unsafe { *args };
+    // Python-level trace function, called by `sys.settrace`'s trampoline as
+    // `f(frame, event, arg)`: when a thread starts, or after a program put
+    // pycov back with `sys.settrace(sys.gettrace())`. A "call" switches the
+    // thread to the C function; "line" events reach us for frames whose
+    // `f_trace` we set. Returning ourselves keeps us as the frame's `f_trace`.
+    if active_session().is_some() && nargs >= 2 {
+        // SAFETY: the trampoline calls us with the GIL held.
+        let py = unsafe { Python::assume_attached() };
+        // SAFETY: `args` holds `nargs` (>= 2) borrowed references.
+        let (frame, event) = unsafe { (*args, *args.add(1)) };
+        // SAFETY: `event` is a str; the comparison returns 0 on equality.
+        let is = |name: &std::ffi::CStr| unsafe {
+            ffi::PyUnicode_CompareWithASCIIString(event, name.as_ptr()) == 0
+        };
+        let what = if is(c"call") {
+            if install_trace_function(py).is_err() {
+                // SAFETY: GIL held.
+                unsafe { ffi::PyErr_Clear() };
+            }
+            Some(ffi::PyTrace_CALL)
+        } else if is(c"line") {
+            Some(ffi::PyTrace_LINE)
+        } else {
+            None
+        };
+        if let Some(what) = what {
             // SAFETY: as for any trace event: GIL held, live frame.
-            unsafe {
-                trace_function(
-                    ptr::null_mut(),
-                    frame.cast(),
-                    ffi::PyTrace_CALL,
-                    ptr::null_mut(),
-                )
-            };
+            unsafe { trace_function(ptr::null_mut(), frame.cast(), what, ptr::null_mut()) };
+        }
+        if let Some(object) = TRACE_OBJECT.get(py) {
+            let object = object.as_ptr();
+            // SAFETY: GIL held; we return a new reference to a live object.
+            unsafe { ffi::Py_IncRef(object) };
+            return object;
         }
     }
     // SAFETY: `Py_None` is always valid; we return a new reference.
@@ -223,10 +240,23 @@ unsafe extern "C" fn thread_start_callback(
     }
 }
 
+/// The object installed with the C trace function (see
+/// [`install_trace_function`]).
+static TRACE_OBJECT: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+
 /// Installs the C trace function on the calling thread.
-pub(crate) fn install_trace_function() {
-    // SAFETY: called with the GIL held (from the runner or a trace callback).
-    unsafe { ffi::PyEval_SetTrace(Some(trace_function), ptr::null_mut()) };
+///
+/// The trace object is our thread-start callable, so `sys.gettrace()`
+/// returns it and a program that saves and restores the trace function
+/// (doctest, debuggers) re-installs pycov through `sys.settrace` instead of
+/// removing it.
+pub(crate) fn install_trace_function(py: Python<'_>) -> PyResult<()> {
+    let object =
+        TRACE_OBJECT.get_or_try_init(py, || Ok::<_, PyErr>(thread_start_function(py)?.unbind()))?;
+    // SAFETY: GIL held; `PyEval_SetTrace` keeps its own reference to the
+    // object, which also lives in the static.
+    unsafe { ffi::PyEval_SetTrace(Some(trace_function), object.as_ptr()) };
+    Ok(())
 }
 
 /// Removes any trace function from the calling thread.
@@ -278,7 +308,21 @@ unsafe extern "C" fn trace_function(
             }))
             .unwrap_or(false)
         };
-        if !measured {
+        if measured {
+            // Like coverage.py's CTracer: with our callable as the frame's
+            // `f_trace`, this frame's lines still reach us if the program
+            // re-installs the trace function with `sys.settrace`.
+            if let Some(object) = TRACE_OBJECT.get(py) {
+                // SAFETY: live frame object and trace object, GIL held.
+                let status = unsafe {
+                    ffi::PyObject_SetAttrString(frame.cast(), c"f_trace".as_ptr(), object.as_ptr())
+                };
+                if status != 0 {
+                    // SAFETY: GIL held.
+                    unsafe { ffi::PyErr_Clear() };
+                }
+            }
+        } else {
             // No line events for code we do not measure.
             // SAFETY: live frame object, GIL held; setting a bool attribute.
             let status = unsafe {

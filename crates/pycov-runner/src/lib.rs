@@ -20,6 +20,7 @@ mod collect;
 mod ffi;
 mod program;
 mod session;
+mod timing;
 mod tracer;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +30,7 @@ use pyo3::prelude::*;
 
 use pycov_core::{datafile, FileSelector, InterpreterPaths, RunOptions, RunTarget};
 
+pub use collect::analyze_path;
 pub use program::{Ending, StartError};
 
 use session::Session;
@@ -71,6 +73,25 @@ struct ActiveRun {
 
 static ACTIVE_RUN: Mutex<Option<ActiveRun>> = Mutex::new(None);
 
+/// Set in a child made by `os.fork()`: it inherits the measurement but must
+/// not write over the parent's data file.
+static FORKED_CHILD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[pyfunction]
+#[pyo3(name = "_pycov_after_fork_in_child")]
+fn after_fork_in_child() {
+    FORKED_CHILD.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn register_fork_handler(py: Python<'_>) -> PyResult<()> {
+    let kwargs = pyo3::types::PyDict::new(py);
+    kwargs.set_item("after_in_child", wrap_pyfunction!(after_fork_in_child, py)?)?;
+    py.import("os")?
+        .getattr("register_at_fork")?
+        .call((), Some(&kwargs))?;
+    Ok(())
+}
+
 fn take_active_run() -> Option<ActiveRun> {
     ACTIVE_RUN
         .lock()
@@ -86,6 +107,7 @@ fn interpreter_error(err: PyErr) -> RunError {
 /// data. The program's own output and errors go where they would without
 /// pycov; pycov's warnings are returned.
 pub fn run(py: Python<'_>, options: &RunOptions) -> Result<RunOutcome, RunError> {
+    timing::start("setup");
     datafile::check_writable(&options.data_file)?;
     let cwd = std::env::current_dir()
         .map_err(|e| RunError::Interpreter(format!("cannot read the current directory: {e}")))?;
@@ -124,7 +146,7 @@ pub fn run(py: Python<'_>, options: &RunOptions) -> Result<RunOutcome, RunError>
     let mut tracer = tracer::for_interpreter(py, &mut session).map_err(interpreter_error)?;
     ffi::activate(&session);
     if let Err(err) = tracer.start(py) {
-        let _ = tracer.stop(py, &session);
+        let _ = tracer.stop(py, &session, false);
         ffi::deactivate();
         return Err(interpreter_error(err));
     }
@@ -135,7 +157,14 @@ pub fn run(py: Python<'_>, options: &RunOptions) -> Result<RunOutcome, RunError>
         main_script,
     });
     let previous_sigterm = install_sigterm_handler(py);
+    if let Err(err) = register_fork_handler(py) {
+        warnings.push(format!(
+            "forked processes may overwrite the data: {}",
+            err.value(py)
+        ));
+    }
 
+    timing::start("program");
     let executed = program::execute(py, prepared);
     let ending = match executed {
         Ok(ending) => ending,
@@ -143,13 +172,14 @@ pub fn run(py: Python<'_>, options: &RunOptions) -> Result<RunOutcome, RunError>
             // Nothing of the program ran: stop without saving.
             if let Some(active) = take_active_run() {
                 let mut tracer = active.tracer;
-                let _ = tracer.stop(py, &active.session);
+                let _ = tracer.stop(py, &active.session, false);
                 ffi::deactivate();
             }
             restore_sigterm_handler(py, previous_sigterm);
             return Err(start_error.into());
         }
     };
+    timing::start("shutdown");
     program::shut_down(py);
     let saved = finish(py);
     restore_sigterm_handler(py, previous_sigterm);
@@ -184,13 +214,19 @@ fn finish(py: Python<'_>) -> Option<Saved> {
         main_script,
     } = active;
     let mut warnings = Vec::new();
-    if let Err(err) = tracer.stop(py, &session) {
+    timing::start("detach");
+    // Both callers of `finish` end the process soon after.
+    if let Err(err) = tracer.stop(py, &session, true) {
         warnings.push(format!(
             "could not detach the tracer cleanly: {}",
             err.value(py)
         ));
     }
     ffi::deactivate();
+    if FORKED_CHILD.load(std::sync::atomic::Ordering::Relaxed) {
+        return None;
+    }
+    timing::start("analysis");
     let data = collect::collect(
         py,
         &session,
@@ -202,7 +238,9 @@ fn finish(py: Python<'_>) -> Option<Saved> {
     if data.is_empty() {
         warnings.push("no data was collected".to_owned());
     }
+    timing::start("write");
     let error = datafile::write(&options.data_file, &data).err();
+    timing::report(data.len());
     Some(Saved {
         files: data.len(),
         warnings,

@@ -92,16 +92,12 @@ pub(crate) fn prepare_script<'py>(
         path: path.clone(),
         source,
     })?;
-    if path.is_dir() {
-        return Err(StartError::CannotOpen {
-            path,
-            source: io::Error::from_raw_os_error(21),
-        });
-    }
+    // Python sees paths as `str` (a `PathBuf` would become a `pathlib.Path`).
+    let path_text = path.to_string_lossy().into_owned();
     let kwargs = PyDict::new(py);
     let compiled = kwargs.set_item("dont_inherit", true).and_then(|()| {
         py.import("builtins")?.getattr("compile")?.call(
-            (pyo3::types::PyBytes::new(py, &source), &path, "exec"),
+            (pyo3::types::PyBytes::new(py, &source), &path_text, "exec"),
             Some(&kwargs),
         )
     });
@@ -122,12 +118,12 @@ pub(crate) fn prepare_script<'py>(
         set_path0(py, &dir.to_string_lossy())?;
         let main = fresh_main_module(py)?;
         let globals = main.dict();
-        globals.set_item("__file__", &path)?;
+        globals.set_item("__file__", &path_text)?;
         globals.set_item("__cached__", py.None())?;
         let loader = py
             .import("importlib.machinery")?
             .getattr("SourceFileLoader")?
-            .call1(("__main__", &path))?;
+            .call1(("__main__", &path_text))?;
         globals.set_item("__loader__", loader)?;
         Ok(globals)
     };

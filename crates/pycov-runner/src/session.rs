@@ -304,11 +304,6 @@ impl Session {
     pub(crate) fn take_instrumented(&self) -> Vec<Py<PyAny>> {
         std::mem::take(&mut *lock(&self.instrumented))
     }
-
-    /// The monitoring handles, if this session uses `sys.monitoring`.
-    pub(crate) fn monitoring(&self) -> Option<&MonitoringHandles> {
-        self.monitoring.as_ref()
-    }
 }
 
 /// coverage.py's `name_for_module`: the module name of the code running in

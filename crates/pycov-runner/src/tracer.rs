@@ -10,8 +10,9 @@ use crate::session::{MonitoringHandles, Session};
 pub(crate) trait Tracer {
     /// Starts delivering events to the active session.
     fn start(&mut self, py: Python<'_>) -> PyResult<()>;
-    /// Stops all events and leaves the interpreter as it found it.
-    fn stop(&mut self, py: Python<'_>, session: &Session) -> PyResult<()>;
+    /// Stops all events. Unless the process is `exiting` right after, it
+    /// also leaves the interpreter as it found it.
+    fn stop(&mut self, py: Python<'_>, session: &Session, exiting: bool) -> PyResult<()>;
 }
 
 /// Chooses the backend for the running interpreter and prepares `session`
@@ -90,24 +91,31 @@ impl Tracer for Monitoring {
         Ok(())
     }
 
-    fn stop(&mut self, py: Python<'_>, session: &Session) -> PyResult<()> {
+    fn stop(&mut self, py: Python<'_>, session: &Session, exiting: bool) -> PyResult<()> {
         let monitoring = py.import("sys")?.getattr("monitoring")?;
         let events = monitoring.getattr("events")?;
         monitoring.call_method1("set_events", (self.tool_id, 0))?;
-        // 3.12/3.13 have no clear_tool_id, and free_tool_id keeps local events:
-        // clear them ourselves before giving the id back.
-        let set_local_events = monitoring.getattr("set_local_events")?;
-        for code in session.take_instrumented() {
-            set_local_events.call1((self.tool_id, code, 0))?;
-        }
         for event in ["PY_START", "LINE"] {
             monitoring.call_method1(
                 "register_callback",
                 (self.tool_id, events.getattr(event)?, py.None()),
             )?;
         }
+        let instrumented = session.take_instrumented();
+        if exiting {
+            // The process ends next. Clearing the local events re-instruments
+            // every measured code object (115 ms for 120,000 of them), so
+            // they stay, inert without callbacks, and the tool id stays ours:
+            // no other tool can inherit them.
+            return Ok(());
+        }
+        // 3.12/3.13 have no clear_tool_id, and free_tool_id keeps local
+        // events: clear them before giving the id back.
+        let set_local_events = monitoring.getattr("set_local_events")?;
+        for code in instrumented {
+            set_local_events.call1((self.tool_id, code, 0))?;
+        }
         monitoring.call_method1("free_tool_id", (self.tool_id,))?;
-        debug_assert!(session.monitoring().is_some());
         Ok(())
     }
 }
@@ -121,11 +129,10 @@ impl Tracer for SetTrace {
     fn start(&mut self, py: Python<'_>) -> PyResult<()> {
         py.import("threading")?
             .call_method1("settrace", (ffi::thread_start_function(py)?,))?;
-        ffi::install_trace_function();
-        Ok(())
+        ffi::install_trace_function(py)
     }
 
-    fn stop(&mut self, py: Python<'_>, _session: &Session) -> PyResult<()> {
+    fn stop(&mut self, py: Python<'_>, _session: &Session, _exiting: bool) -> PyResult<()> {
         ffi::remove_trace_function();
         // Other threads remove the trace function themselves at their next
         // event, once no session is active.

@@ -1,0 +1,308 @@
+"""`pycov run` behaves as `python` would: same exit status, same output,
+same tracebacks, same `sys.argv`, `__main__`, `sys.path[0]`; and the data
+is saved however the program ends."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+import compare_with_coverage
+from pycov_testing import file_lines, same_result, write
+
+
+def compare(python, tmp_path, script_text, args=(), name="prog.py", stdin=None):
+    """Runs a script plainly and under pycov; returns both results."""
+    write(tmp_path / name, script_text)
+    plain = python.run([name, *args], tmp_path, input=stdin)
+    measured = python.pycov(["run", "--data-file", "data.pycov", name, *args], tmp_path, input=stdin)
+    return plain, measured
+
+
+def test_normal_exit_and_output_streams(python, tmp_path):
+    plain, measured = compare(
+        python,
+        tmp_path,
+        """
+        import sys
+        print("to stdout")
+        print("to stderr", file=sys.stderr)
+        sys.stdout.write("no newline")
+        """,
+    )
+    same_result(plain, measured)
+    assert measured.returncode == 0
+    assert file_lines(python.pycov_json(tmp_path, "data.pycov"), "prog.py") == ([1, 2, 3, 4], [])
+
+
+@pytest.mark.parametrize(
+    "exit_call",
+    ["sys.exit(3)", "sys.exit('fatal: message')", "sys.exit()", "sys.exit(None)", "sys.exit(True)",
+     "sys.exit(256 + 7)", "sys.exit(-1)", "raise SystemExit(['a', 1])", "sys.exit(3.5)"],
+)
+def test_system_exit(python, tmp_path, exit_call):
+    plain, measured = compare(python, tmp_path, f"import sys\nprint('before')\n{exit_call}\nprint('after')\n")
+    same_result(plain, measured)
+    executed, missing = file_lines(python.pycov_json(tmp_path, "data.pycov"), "prog.py")
+    # After a `raise`, line 4 is dead code the compiler drops: not a statement.
+    assert (executed, missing) == ([1, 2, 3], [] if exit_call.startswith("raise") else [4])
+
+
+def test_uncaught_exception_traceback_is_pythons(python, tmp_path):
+    plain, measured = compare(
+        python,
+        tmp_path,
+        """
+        def inner(x):
+            return 1 / x
+
+        def outer():
+            return inner(0)
+
+        outer()
+        """,
+    )
+    same_result(plain, measured)
+    assert measured.returncode == 1
+    assert "pycov" not in measured.stderr
+    assert "ZeroDivisionError" in measured.stderr
+    assert file_lines(python.pycov_json(tmp_path, "data.pycov"), "prog.py") == ([1, 2, 4, 5, 7], [])
+
+
+def test_argv_file_path_and_main_module(python, tmp_path):
+    plain, measured = compare(
+        python,
+        tmp_path,
+        """
+        import pickle, sys
+
+        class Point:
+            pass
+
+        names = sorted(k for k in globals() if k.startswith("__"))
+        print(names)
+        print(sys.argv)
+        print(__file__, __name__, __spec__, __cached__, type(__loader__).__name__)
+        print(sys.path[0])
+        print(sys.modules["__main__"].__dict__ is globals())
+        print(type(pickle.loads(pickle.dumps(Point()))).__module__)
+        print(input())
+        """,
+        args=["--flag", "value", "-m", "x y"],
+        name="sub/prog.py",
+        stdin="typed line\n",
+    )
+    same_result(plain, measured)
+    assert "typed line" in measured.stdout
+
+
+def test_symlinked_script_dir_goes_first_on_sys_path(python, tmp_path):
+    write(tmp_path / "real/prog.py", "import sys\nprint(sys.path[0], __file__, sys.argv[0])\n")
+    (tmp_path / "links").mkdir()
+    os.symlink(tmp_path / "real/prog.py", tmp_path / "links/prog.py")
+    plain = python.run(["links/prog.py"], tmp_path)
+    measured = python.pycov(["run", "--data-file", "d", "links/prog.py"], tmp_path)
+    same_result(plain, measured)
+
+
+def test_module_mode(python, tmp_path):
+    write(tmp_path / "pkg/__init__.py", "VALUE = 1\n")
+    write(
+        tmp_path / "pkg/__main__.py",
+        """
+        import sys
+        from pkg import VALUE
+        print(sys.argv, __name__, __spec__.name, __file__, sys.path[0] == __import__('os').getcwd())
+        print(sorted(k for k in globals() if k.startswith("__")))
+        if "--fail" in sys.argv:
+            raise ValueError("failing on purpose")
+        """,
+    )
+    write(tmp_path / "pkg/tool.py", "import sys\nprint('tool', sys.argv[1:])\n")
+    for args in (["-m", "pkg", "a", "-b"], ["-m", "pkg.tool", "x"], ["-m", "pkg", "--fail"]):
+        plain = python.run(args, tmp_path)
+        measured = python.pycov(["run", "--data-file", "d", *args], tmp_path)
+        same_result(plain, measured)
+    report = python.pycov_json(tmp_path, "d")
+    assert sorted(report["files"]) == ["pkg/__init__.py", "pkg/__main__.py"]
+    executed, missing = file_lines(report, "pkg/__main__.py")
+    assert (executed, missing) == ([1, 2, 3, 4, 5, 6], [])
+
+
+def test_console_script_entry_point(python, tmp_path):
+    write(tmp_path / "prog.py", "print('hello')\n")
+    script = os.path.join(os.path.dirname(python.executable), "pycov")
+    result = subprocess.run([script, "run", "prog.py"], cwd=tmp_path, capture_output=True, text=True,
+                            env=python.env())
+    assert (result.returncode, result.stdout, result.stderr) == (0, "hello\n", "")
+    assert (tmp_path / ".pycov").exists()
+
+
+def test_threads_are_measured(python, tmp_path):
+    plain, measured = compare(
+        python,
+        tmp_path,
+        """
+        import threading
+
+        results = []
+
+        def work(n):
+            total = 0
+            for i in range(n):
+                total += i
+            results.append(total)
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in (10, 20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        print(sorted(results))
+        """,
+    )
+    same_result(plain, measured)
+    executed, missing = file_lines(python.pycov_json(tmp_path, "data.pycov"), "prog.py")
+    assert missing == []
+    assert {6, 7, 8, 9}.issubset(executed)
+
+
+def test_program_that_saves_and_restores_the_trace_function(python, tmp_path):
+    # doctest (and debuggers) save sys.gettrace() and restore it later; on
+    # 3.11 that must put pycov's tracer back, not remove it.
+    plain, measured = compare(
+        python,
+        tmp_path,
+        """
+        import doctest, sys
+
+        def double(x):
+            \"\"\"
+            >>> double(2)
+            4
+            \"\"\"
+            return x * 2
+
+        doctest.testmod(verbose=False)
+        saved = sys.gettrace()
+        sys.settrace(saved)
+
+        def after():
+            value = double(3)
+            return value
+
+        print(after())
+        """,
+    )
+    same_result(plain, measured)
+    executed, _ = file_lines(python.pycov_json(tmp_path, "data.pycov"), "prog.py")
+    assert {8, 15, 16} <= set(executed)
+    result = compare_with_coverage.compare("restore", python.executable, tmp_path, ".", ["prog.py"])
+    assert result.differences == []
+
+
+def test_non_daemon_threads_and_atexit_run_before_saving(python, tmp_path):
+    plain, measured = compare(
+        python,
+        tmp_path,
+        """
+        import atexit, threading, time
+
+        def late():
+            time.sleep(0.2)
+            print("thread finished")
+
+        def goodbye():
+            print("atexit handler")
+
+        atexit.register(goodbye)
+        threading.Thread(target=late).start()
+        print("main done")
+        """,
+    )
+    same_result(plain, measured)
+    executed, missing = file_lines(python.pycov_json(tmp_path, "data.pycov"), "prog.py")
+    assert missing == []
+    assert {4, 5, 8} <= set(executed)
+
+
+def test_keyboard_interrupt_ends_by_sigint(python, tmp_path):
+    plain, measured = compare(python, tmp_path, "print('working')\nraise KeyboardInterrupt\n")
+    same_result(plain, measured)
+    assert measured.returncode == -signal.SIGINT
+    assert file_lines(python.pycov_json(tmp_path, "data.pycov"), "prog.py") == ([1, 2], [])
+
+
+def test_sigterm_saves_the_data(python, tmp_path):
+    write(
+        tmp_path / "server.py",
+        """
+        import sys, time
+        counter = 0
+        print("ready", flush=True)
+        time.sleep(60)
+        counter += 1
+        """,
+    )
+    results = []
+    for command in (["server.py"], ["-m", "pycov", "run", "--data-file", "d", "server.py"]):
+        process = subprocess.Popen([python.executable, *command], cwd=tmp_path, env=python.env(),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert process.stdout.readline() == "ready\n"
+        time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=60)
+        results.append((process.returncode, stdout, stderr))
+    assert results[1] == results[0]
+    assert results[0][0] == -signal.SIGTERM
+    assert file_lines(python.pycov_json(tmp_path, "d"), "server.py") == ([1, 2, 3, 4], [5])
+
+
+def test_program_installing_its_own_sigterm_handler(python, tmp_path):
+    write(
+        tmp_path / "graceful.py",
+        """
+        import signal, sys, time
+        def stop(signum, frame):
+            print("stopping")
+            sys.exit(0)
+        signal.signal(signal.SIGTERM, stop)
+        print("ready", flush=True)
+        time.sleep(60)
+        """,
+    )
+    process = subprocess.Popen([python.executable, "-m", "pycov", "run", "--data-file", "d", "graceful.py"],
+                               cwd=tmp_path, env=python.env(), stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline() == "ready\n"
+    time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    stdout, _ = process.communicate(timeout=60)
+    assert (process.returncode, stdout) == (0, "stopping\n")
+    assert file_lines(python.pycov_json(tmp_path, "d"), "graceful.py") == ([1, 2, 3, 4, 5, 6, 7], [])
+
+
+def test_forked_child_does_not_overwrite_the_parents_data(python, tmp_path):
+    # The parent exits first; the child saves nothing when it exits later,
+    # so the data is the parent's, not a child's snapshot written over it.
+    write(
+        tmp_path / "forks.py",
+        """
+        import os, sys, time
+        if os.fork() == 0:
+            time.sleep(0.5)
+            open("child-done", "w").close()
+            sys.exit(0)
+        print("parent")
+        """,
+    )
+    result = python.pycov(["run", "--data-file", "d", "forks.py"], tmp_path)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "parent\n", "")
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "child-done").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert file_lines(python.pycov_json(tmp_path, "d"), "forks.py") == ([1, 2, 6], [3, 4, 5])
