@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SAMPLES = ROOT / "sample_projects"
 
 # Variables that would change what the programs under test do.
-SCRUBBED = ("PYTHONPATH", "PYCOV_FILE", "PYCOV_DEBUG", "COVERAGE_FILE", "COVERAGE_PROCESS_START",
+SCRUBBED = ("PYTHONPATH", "PYCOV_FILE", "PYCOV_DEBUG", "PYCOV_CACHE_DIR", "COVERAGE_FILE", "COVERAGE_PROCESS_START",
             "COVERAGE_RCFILE", "COVERAGE_CORE", "PYTEST_ADDOPTS", "PYTHONWARNINGS", "PYTHONSAFEPATH")
 
 
@@ -44,6 +45,9 @@ def _interpreters() -> dict[str, str]:
 
 INTERPRETERS = _interpreters()
 
+# pycov's analysis cache, shared by the whole session, never the user's.
+CACHE_DIR = tempfile.mkdtemp(prefix="pycov-test-cache-")
+
 
 @dataclass(frozen=True)
 class Python:
@@ -59,6 +63,7 @@ class Python:
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
+        env["PYCOV_CACHE_DIR"] = CACHE_DIR
         env.update(extra)
         return env
 

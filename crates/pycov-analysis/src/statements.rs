@@ -55,6 +55,63 @@ pub struct SourceAnalysis {
 }
 
 impl SourceAnalysis {
+    /// Serialises the analysis (for a cache); [`SourceAnalysis::decode`]
+    /// reads it back.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for set in [&self.statements, &self.excluded] {
+            out.extend_from_slice(&(set.words().len() as u32).to_le_bytes());
+            for word in set.words() {
+                out.extend_from_slice(&word.to_le_bytes());
+            }
+        }
+        out.extend_from_slice(&(self.multiline.len() as u32).to_le_bytes());
+        for (first, last) in &self.multiline {
+            out.extend_from_slice(&first.to_le_bytes());
+            out.extend_from_slice(&last.to_le_bytes());
+        }
+        out
+    }
+
+    /// Reads what [`SourceAnalysis::encode`] wrote; `None` if malformed.
+    pub fn decode(bytes: &[u8]) -> Option<SourceAnalysis> {
+        let mut pos = 0usize;
+        let u32_at = |pos: &mut usize| -> Option<u32> {
+            let raw = bytes.get(*pos..*pos + 4)?;
+            *pos += 4;
+            Some(u32::from_le_bytes(raw.try_into().ok()?))
+        };
+        let mut sets = Vec::with_capacity(2);
+        for _ in 0..2 {
+            let words = u32_at(&mut pos)? as usize;
+            let raw = bytes.get(pos..pos.checked_add(words.checked_mul(8)?)?)?;
+            pos += words * 8;
+            let words = raw
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                .collect();
+            sets.push(LineSet::from_words(words)?);
+        }
+        let ranges = u32_at(&mut pos)? as usize;
+        if ranges > bytes.len() / 8 {
+            return None;
+        }
+        let mut multiline = Vec::with_capacity(ranges);
+        for _ in 0..ranges {
+            multiline.push((u32_at(&mut pos)?, u32_at(&mut pos)?));
+        }
+        if pos != bytes.len() || multiline.windows(2).any(|w| w[0].1 >= w[1].0) {
+            return None;
+        }
+        let excluded = sets.pop()?;
+        let statements = sets.pop()?;
+        Some(SourceAnalysis {
+            statements,
+            excluded,
+            multiline,
+        })
+    }
+
     /// The first line of the statement that contains `line`.
     pub fn first_line(&self, line: LineNo) -> LineNo {
         let n = line.get();
@@ -658,6 +715,17 @@ mod tests {
         // coverage.py drops the docstring's whole line, statements included.
         let (statements, _) = run("def f(): 'doc'; return 1\nf()\n", &[1, 2]);
         assert_eq!(statements, vec![2]);
+    }
+
+    #[test]
+    fn encode_decode_round_trip() {
+        let text = "x = [\n  1,\n]\ndef f():  # pragma: no cover\n    pass\n";
+        let analysis = analyze(text, &set(&[1, 2, 4, 5]), &ExcludeRules::default()).expect("ok");
+        let bytes = analysis.encode();
+        assert_eq!(SourceAnalysis::decode(&bytes), Some(analysis));
+        for len in 0..bytes.len() {
+            assert_eq!(SourceAnalysis::decode(&bytes[..len]), None);
+        }
     }
 
     #[test]

@@ -288,13 +288,26 @@ pub fn write(path: &Path, data: &CoverageData) -> Result<(), DataFileError> {
     })
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename.
+/// Writes `bytes` to `path` through a temporary file, flushed to disk, and
+/// a rename.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace_file(path, bytes, true)
+}
+
+/// Like [`write_atomically`] without waiting for the disk: for files that
+/// carry their own checksum and can be recomputed (caches).
+pub fn write_atomically_unsynced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace_file(path, bytes, false)
+}
+
+fn replace_file(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
     let temp = temporary_sibling(path)?;
     let result = (|| {
         let mut file = fs::File::create(&temp)?;
         file.write_all(bytes)?;
-        file.sync_data()?;
+        if sync {
+            file.sync_data()?;
+        }
         drop(file);
         fs::rename(&temp, path)
     })();

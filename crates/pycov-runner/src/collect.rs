@@ -9,25 +9,32 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyCode, PyTuple};
 
-use pycov_analysis::analyze;
 use pycov_analysis::linetable;
 use pycov_analysis::source::{decode_source, finish_text, normalize_bytes, Decoded};
+use pycov_analysis::{analyze, SourceAnalysis};
 use pycov_core::select::find_python_files;
 use pycov_core::{
     CoverageData, DataMeta, ExcludeRules, FileCoverage, LineNo, LineSet, Selection, SourceHash,
 };
 
+use crate::cache::AnalysisCache;
 use crate::session::Session;
 
-/// A file whose source and code lines are known; analysing it needs no
-/// interpreter, so it can happen on another thread.
+/// A file ready for the interpreter-free part of its analysis, which can
+/// happen on another thread.
 struct Job {
     path: String,
     hash: SourceHash,
-    text: String,
-    code_lines: LineSet,
+    work: Work,
     /// The lines the tracer saw, or `None` for a never-imported file.
     raw_executed: Option<LineSet>,
+}
+
+enum Work {
+    /// Source text and code lines, to analyse (and cache).
+    Analyze { text: String, code_lines: LineSet },
+    /// A cached analysis.
+    Cached(SourceAnalysis),
 }
 
 type JobResult = (String, Result<FileCoverage, String>, bool);
@@ -50,6 +57,8 @@ pub(crate) fn collect(
         python: python_description(py),
     });
     let trusted = trusted_module_files(py, main_script);
+    let cache = AnalysisCache::open(py, exclude);
+    let cache = cache.as_ref();
     let debug_analysis =
         std::env::var("PYCOV_DEBUG").is_ok_and(|v| v.split(',').any(|i| i.trim() == "analysis"));
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(2, 4) - 1);
@@ -59,7 +68,7 @@ pub(crate) fn collect(
     let mut prepare_warnings = Vec::new();
     std::thread::scope(|scope| {
         for _ in 0..workers {
-            scope.spawn(|| drain(&receiver, exclude, &results));
+            scope.spawn(|| drain(&receiver, exclude, cache, &results));
         }
         let mut seen = HashSet::new();
         for (index, file) in session.recorder().files().enumerate() {
@@ -73,31 +82,22 @@ pub(crate) fn collect(
                 [code] if trusted.contains(Path::new(path)) => Some(code.clone()),
                 _ => None,
             };
-            if debug_analysis {
-                let how = match (
-                    module_code.is_some(),
-                    codes.len(),
-                    trusted.contains(Path::new(path)),
-                ) {
-                    (true, _, _) => "lines from the module's code object".to_owned(),
-                    (false, n, true) => format!("compiled ({n} module code objects seen)"),
-                    (false, n, false) => format!(
-                        "compiled (not loaded by SourceFileLoader; {n} module code objects seen)"
-                    ),
-                };
-                eprintln!("pycov: analysis: {path}: {how}");
-            }
-            match prepare(py, Path::new(path), module_code.as_ref()) {
-                Ok((hash, text, code_lines)) => {
-                    let job = Job {
+            match prepare(py, Path::new(path), module_code.as_ref(), cache) {
+                Ok((hash, work)) => {
+                    if debug_analysis {
+                        let trusted = trusted.contains(Path::new(path));
+                        eprintln!(
+                            "pycov: analysis: {path}: {}",
+                            describe(&work, module_code.is_some(), codes.len(), trusted)
+                        );
+                    }
+                    // The workers outlive the loop, so sending cannot fail.
+                    let _ = sender.send(Job {
                         path: path.to_owned(),
                         hash,
-                        text,
-                        code_lines,
+                        work,
                         raw_executed: Some(file.executed()),
-                    };
-                    // The workers outlive the loop, so sending cannot fail.
-                    let _ = sender.send(job);
+                    });
                 }
                 Err(problem) => {
                     prepare_warnings.push(format!("{path}: {problem}; its coverage is not saved"))
@@ -109,13 +109,18 @@ pub(crate) fn collect(
                 continue;
             }
             let Some(key) = path.to_str() else { continue };
-            match prepare(py, &path, None) {
-                Ok((hash, text, code_lines)) => {
+            match prepare(py, &path, None, cache) {
+                Ok((hash, work)) => {
+                    if debug_analysis {
+                        eprintln!(
+                            "pycov: analysis: {key}: {}",
+                            describe(&work, false, 0, false)
+                        );
+                    }
                     let _ = sender.send(Job {
                         path: key.to_owned(),
                         hash,
-                        text,
-                        code_lines,
+                        work,
                         raw_executed: None,
                     });
                 }
@@ -124,7 +129,7 @@ pub(crate) fn collect(
         }
         drop(sender);
         // This thread helps with what is left.
-        drain(&receiver, exclude, &results);
+        drain(&receiver, exclude, cache, &results);
     });
     warnings.append(&mut prepare_warnings);
     let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -150,10 +155,32 @@ pub(crate) fn collect(
     data
 }
 
+/// How a file's analysis was obtained, for `PYCOV_DEBUG=analysis`.
+fn describe(
+    work: &Work,
+    from_module_code: bool,
+    module_codes: usize,
+    standard_loader: bool,
+) -> String {
+    match (work, from_module_code) {
+        (Work::Cached(_), _) => "from the cache".to_owned(),
+        (Work::Analyze { .. }, true) => "lines from the module's code object".to_owned(),
+        (Work::Analyze { .. }, false) => {
+            let loader = if standard_loader {
+                "standard loader"
+            } else {
+                "not the standard loader"
+            };
+            format!("compiled ({module_codes} module code objects seen, {loader})")
+        }
+    }
+}
+
 /// Analyses jobs until the queue is closed and empty.
 fn drain(
     receiver: &Mutex<mpsc::Receiver<Job>>,
     exclude: &ExcludeRules,
+    cache: Option<&AnalysisCache>,
     results: &Mutex<Vec<JobResult>>,
 ) {
     loop {
@@ -163,17 +190,25 @@ fn drain(
         };
         let Ok(job) = job else { return };
         let executed = job.raw_executed.is_some();
-        let result = analyze(&job.text, &job.code_lines, exclude)
-            .map(|analysis| FileCoverage {
-                source_hash: job.hash,
-                executed: job
-                    .raw_executed
-                    .as_ref()
-                    .map_or_else(LineSet::new, |raw| analysis.executed(raw)),
-                statements: analysis.statements,
-                excluded: analysis.excluded,
-            })
-            .map_err(|e| format!("couldn't parse it as Python ({e})"));
+        let analysis = match job.work {
+            Work::Cached(analysis) => Ok(analysis),
+            Work::Analyze { text, code_lines } => analyze(&text, &code_lines, exclude)
+                .inspect(|analysis| {
+                    if let Some(cache) = cache {
+                        cache.put(&job.hash, analysis);
+                    }
+                })
+                .map_err(|e| format!("couldn't parse it as Python ({e})")),
+        };
+        let result = analysis.map(|analysis| FileCoverage {
+            source_hash: job.hash,
+            executed: job
+                .raw_executed
+                .as_ref()
+                .map_or_else(LineSet::new, |raw| analysis.executed(raw)),
+            statements: analysis.statements,
+            excluded: analysis.excluded,
+        });
         if let Ok(mut results) = results.lock() {
             results.push((job.path, result, executed));
         }
@@ -244,15 +279,20 @@ fn trusted_module_files(py: Python<'_>, main_script: Option<&Path>) -> HashSet<P
     trusted
 }
 
-/// Reads and decodes one file and finds its code lines (from the module's
-/// code object, or by compiling it). The error is a short description.
+/// Reads one file and, unless its analysis is cached, decodes it and finds
+/// its code lines (from the module's code object, or by compiling it). The
+/// error is a short description.
 fn prepare(
     py: Python<'_>,
     path: &Path,
     module_code: Option<&Bound<'_, PyAny>>,
-) -> Result<(SourceHash, String, LineSet), String> {
+    cache: Option<&AnalysisCache>,
+) -> Result<(SourceHash, Work), String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read the source ({e})"))?;
     let hash = SourceHash::of(&bytes);
+    if let Some(analysis) = cache.and_then(|cache| cache.get(&hash)) {
+        return Ok((hash, Work::Cached(analysis)));
+    }
     let normalized = normalize_bytes(&bytes);
     let text = match decode_source(&normalized) {
         Decoded::Text(text) => text,
@@ -264,7 +304,7 @@ fn prepare(
         None => compile(py, &text, path).and_then(|code| code_lines(py, &code)),
     }
     .map_err(|e| format!("couldn't parse it as Python ({})", e.value(py)))?;
-    Ok((hash, text, code_lines))
+    Ok((hash, Work::Analyze { text, code_lines }))
 }
 
 /// Analyses one file as a run would (compiling it for its code lines):
@@ -274,9 +314,11 @@ pub fn analyze_path(
     path: &Path,
     exclude: &ExcludeRules,
 ) -> Result<(LineSet, LineSet), String> {
-    let (_, text, code_lines) = prepare(py, path, None)?;
-    let analysis = analyze(&text, &code_lines, exclude)
-        .map_err(|e| format!("couldn't parse it as Python ({e})"))?;
+    let analysis = match prepare(py, path, None, None)?.1 {
+        Work::Analyze { text, code_lines } => analyze(&text, &code_lines, exclude)
+            .map_err(|e| format!("couldn't parse it as Python ({e})"))?,
+        Work::Cached(analysis) => analysis,
+    };
     Ok((analysis.statements, analysis.excluded))
 }
 
