@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -306,3 +307,22 @@ def test_forked_child_does_not_overwrite_the_parents_data(python, tmp_path):
         time.sleep(0.05)
     time.sleep(0.3)
     assert file_lines(python.pycov_json(tmp_path, "d"), "forks.py") == ([1, 2, 6], [3, 4, 5])
+
+
+def test_a_venv_inside_the_project_is_not_measured(python, tmp_path):
+    # The usual layout: `.venv/` in the project; its packages are installed
+    # code, never the project's.
+    subprocess.run([python.executable, "-m", "venv", "--without-pip", tmp_path / ".venv"], check=True)
+    site_packages = python.run(["-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], tmp_path,
+                               env=python.env()).stdout.strip()
+    venv_python = tmp_path / ".venv/bin/python"
+    venv_site = subprocess.run([venv_python, "-c", "import site; print(site.getsitepackages()[0])"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    write(Path(venv_site) / "installed_lib.py", "def helper():\n    return 42\n")
+    write(tmp_path / "app.py", "import installed_lib\nprint(installed_lib.helper())\n")
+    # pycov itself comes from the outer environment.
+    env = python.env(PYTHONPATH=site_packages)
+    result = subprocess.run([venv_python, "-m", "pycov", "run", "app.py"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "42\n", "")
+    assert sorted(python.pycov_json(tmp_path)["files"]) == ["app.py"]

@@ -244,7 +244,7 @@ fn trusted_module_files(py: Python<'_>, main_script: Option<&Path>) -> HashSet<P
     }
     let result: PyResult<()> = (|| {
         let source_loader = py
-            .import("importlib.machinery")?
+            .import("_frozen_importlib_external")?
             .getattr("SourceFileLoader")?;
         let modules = py
             .import("sys")?

@@ -84,6 +84,11 @@ pub(crate) fn set_extra(code: &Bound<'_, PyAny>, index: isize, value: usize) {
     }
 }
 
+/// The cached value for a bound code object (0 if none).
+pub(crate) fn extra_of(code: &Bound<'_, PyAny>, index: isize) -> usize {
+    get_extra(code.as_ptr(), index)
+}
+
 /// A `PyMethodDef` the interpreter may read from any thread.
 struct MethodDef(UnsafeCell<ffi::PyMethodDef>);
 

@@ -253,10 +253,10 @@ fn finish(py: Python<'_>) -> Option<Saved> {
 /// returns the handler to put back.
 fn install_sigterm_handler(py: Python<'_>) -> Option<Py<PyAny>> {
     let install = || -> PyResult<Option<Py<PyAny>>> {
-        let signal = py.import("signal")?;
+        let signal = py.import("_signal")?;
         let sigterm = signal.getattr("SIGTERM")?;
         let current = signal.call_method1("getsignal", (&sigterm,))?;
-        if !current.is(&signal.getattr("SIG_DFL")?) {
+        if !current.eq(signal.getattr("SIG_DFL")?)? {
             return Ok(None);
         }
         let handler = wrap_pyfunction!(on_sigterm, py)?;
@@ -268,7 +268,7 @@ fn install_sigterm_handler(py: Python<'_>) -> Option<Py<PyAny>> {
 
 fn restore_sigterm_handler(py: Python<'_>, previous: Option<Py<PyAny>>) {
     let Some(previous) = previous else { return };
-    let _ = py.import("signal").and_then(|signal| {
+    let _ = py.import("_signal").and_then(|signal| {
         let sigterm = signal.getattr("SIGTERM")?;
         let current = signal.call_method1("getsignal", (&sigterm,))?;
         // Only if the program did not install its own since.
@@ -290,7 +290,7 @@ fn on_sigterm(py: Python<'_>, signum: i32, _frame: &Bound<'_, PyAny>) -> PyResul
         report_save(&saved.warnings, saved.error.as_ref());
     }
     program::flush_std_streams(py);
-    let signal = py.import("signal")?;
+    let signal = py.import("_signal")?;
     signal.call_method1("signal", (signum, signal.getattr("SIG_DFL")?))?;
     let os = py.import("os")?;
     os.call_method1("kill", (os.call_method0("getpid")?, signum))?;
@@ -310,7 +310,7 @@ fn report_save(warnings: &[String], error: Option<&datafile::DataFileError>) {
 /// `KeyboardInterrupt`, so that the parent sees the interruption.
 pub fn exit_by_sigint(py: Python<'_>) -> PyResult<()> {
     program::flush_std_streams(py);
-    let signal = py.import("signal")?;
+    let signal = py.import("_signal")?;
     let sigint = signal.getattr("SIGINT")?;
     signal.call_method1("signal", (&sigint, signal.getattr("SIG_DFL")?))?;
     let os = py.import("os")?;
@@ -319,24 +319,37 @@ pub fn exit_by_sigint(py: Python<'_>) -> PyResult<()> {
 }
 
 /// Where this interpreter keeps the standard library, installed packages and
-/// pycov itself (coverage.py's `_add_stdlib_paths`, `_add_third_party_paths`).
+/// pycov itself: the directories coverage.py's `_add_stdlib_paths` and
+/// `_add_third_party_paths` find through `sysconfig`, read from modules the
+/// interpreter has already loaded (importing `sysconfig` and expanding every
+/// install scheme took a third of pycov's start-up).
 pub fn interpreter_paths(py: Python<'_>) -> PyResult<InterpreterPaths> {
-    let sysconfig = py.import("sysconfig")?;
-    let schemes: Vec<String> = sysconfig.call_method0("get_scheme_names")?.extract()?;
-    let mut stdlib = Vec::new();
-    let mut third_party = Vec::new();
-    for scheme in schemes {
-        let paths = sysconfig.call_method1("get_paths", (scheme,))?;
-        for (names, out) in [
-            (&["stdlib", "platstdlib"][..], &mut stdlib),
-            (&["platlib", "purelib", "scripts"][..], &mut third_party),
-        ] {
-            for name in names {
-                if let Ok(path) = paths.get_item(*name).and_then(|p| p.extract::<PathBuf>()) {
-                    out.push(path);
-                }
-            }
+    let sys = py.import("sys")?;
+    let os = py.import("os")?;
+    let site = py.import("site")?;
+    let path_of = |value: Bound<'_, PyAny>| value.extract::<PathBuf>().ok();
+    // `stdlib` and `platstdlib`: where `os` lives.
+    let stdlib: Vec<PathBuf> = path_of(os.getattr("__file__")?)
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .into_iter()
+        .collect();
+    // `purelib`/`platlib` of the prefix and user schemes, `scripts` of both,
+    // and posix_home's `lib/python`.
+    let mut third_party: Vec<PathBuf> = Vec::new();
+    if let Ok(packages) = site.call_method0("getsitepackages") {
+        third_party.extend(packages.extract::<Vec<PathBuf>>().unwrap_or_default());
+    }
+    if let Ok(user_site) = site.call_method0("getusersitepackages") {
+        third_party.extend(path_of(user_site));
+    }
+    for prefix in ["prefix", "exec_prefix"] {
+        if let Some(prefix) = sys.getattr(prefix).ok().and_then(path_of) {
+            third_party.push(prefix.join("bin"));
+            third_party.push(prefix.join("lib").join("python"));
         }
+    }
+    if let Ok(user_base) = site.call_method0("getuserbase") {
+        third_party.extend(path_of(user_base).map(|base| base.join("bin")));
     }
     // Any importable directory inside a venv is third-party too.
     let sys_path: Vec<String> = py.import("sys")?.getattr("path")?.extract()?;

@@ -121,7 +121,7 @@ pub(crate) fn prepare_script<'py>(
         globals.set_item("__file__", &path_text)?;
         globals.set_item("__cached__", py.None())?;
         let loader = py
-            .import("importlib.machinery")?
+            .import("_frozen_importlib_external")?
             .getattr("SourceFileLoader")?
             .call1(("__main__", &path_text))?;
         globals.set_item("__loader__", loader)?;
@@ -182,8 +182,7 @@ fn fresh_main_module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     let globals = main.dict();
     globals.set_item(
         "__loader__",
-        py.import("importlib.machinery")?
-            .getattr("BuiltinImporter")?,
+        py.import("_frozen_importlib")?.getattr("BuiltinImporter")?,
     )?;
     globals.set_item("__annotations__", PyDict::new(py))?;
     globals.set_item("__builtins__", py.import("builtins")?)?;
