@@ -19,6 +19,26 @@
 /// Calls `emit` with the line of every entry that has one (possibly 0 or
 /// negative for synthetic code, and repeated; callers filter).
 pub fn for_each_line(linetable: &[u8], first_line: i64, mut emit: impl FnMut(i64)) {
+    for_each_range(linetable, first_line, |_, line| {
+        if let Some(line) = line {
+            emit(line);
+        }
+    });
+}
+
+/// The line of each code unit (2-byte instruction slot), in order: index
+/// `offset / 2` of the result is the line of the instruction at byte
+/// `offset`, or `None` where the table has no line.
+pub fn lines_by_code_unit(linetable: &[u8], first_line: i64) -> Vec<Option<i64>> {
+    let mut out = Vec::new();
+    for_each_range(linetable, first_line, |units, line| {
+        out.extend(std::iter::repeat_n(line, units));
+    });
+    out
+}
+
+/// Calls `emit(code_units, line)` for every entry of the table.
+pub fn for_each_range(linetable: &[u8], first_line: i64, mut emit: impl FnMut(usize, Option<i64>)) {
     let mut line = first_line;
     let mut pos = 0usize;
     let next = |pos: &mut usize| -> Option<u8> {
@@ -40,29 +60,30 @@ pub fn for_each_line(linetable: &[u8], first_line: i64, mut emit: impl FnMut(i64
     };
     while let Some(header) = next(&mut pos) {
         let kind = (header >> 3) & 15;
+        let units = usize::from(header & 7) + 1;
         match kind {
-            15 => {}
+            15 => emit(units, None),
             14 => {
                 let raw = varint(&mut pos);
                 line += if raw & 1 != 0 { -(raw >> 1) } else { raw >> 1 };
                 varint(&mut pos);
                 varint(&mut pos);
                 varint(&mut pos);
-                emit(line);
+                emit(units, Some(line));
             }
             13 => {
                 let raw = varint(&mut pos);
                 line += if raw & 1 != 0 { -(raw >> 1) } else { raw >> 1 };
-                emit(line);
+                emit(units, Some(line));
             }
             10..=12 => {
                 line += i64::from(kind - 10);
                 pos += 2;
-                emit(line);
+                emit(units, Some(line));
             }
             _ => {
                 pos += 1;
-                emit(line);
+                emit(units, Some(line));
             }
         }
     }
@@ -91,5 +112,15 @@ mod tests {
         assert_eq!(lines(&[0xe8, 0x48, 0x03], 1), vec![101]);
         // Truncated input does not panic.
         assert_eq!(lines(&[0xe8], 1), vec![1]);
+    }
+
+    #[test]
+    fn lines_per_code_unit() {
+        // Two units on line 1, one unit without a line, three on line 3.
+        let table = [0xd1, 0x00, 0x00, 0xf8, 0xea, 0x04];
+        assert_eq!(
+            lines_by_code_unit(&table, 1),
+            vec![Some(1), Some(1), None, Some(3), Some(3), Some(3)]
+        );
     }
 }

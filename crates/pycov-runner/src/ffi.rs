@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::OnceLock;
 
 use pyo3::ffi;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::{Borrowed, PyErr};
 
@@ -119,6 +120,7 @@ impl MethodDef {
 
 static PY_START: MethodDef = MethodDef::fastcall(c"pycov_py_start", py_start_callback);
 static LINE: MethodDef = MethodDef::fastcall(c"pycov_line", line_callback);
+static INSTRUCTION: MethodDef = MethodDef::fastcall(c"pycov_instruction", instruction_callback);
 static THREAD_START: MethodDef = MethodDef::fastcall(c"pycov_thread_start", thread_start_callback);
 
 /// The native `sys.monitoring` `PY_START` callback.
@@ -129,6 +131,11 @@ pub(crate) fn py_start_function(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
 /// The native `sys.monitoring` `LINE` callback.
 pub(crate) fn line_function(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     LINE.new_function(py)
+}
+
+/// The native `sys.monitoring` `INSTRUCTION` callback.
+pub(crate) fn instruction_function(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    INSTRUCTION.new_function(py)
 }
 
 /// A callable for `threading.settrace` that installs the C trace function in
@@ -191,6 +198,28 @@ unsafe extern "C" fn line_callback(
                 unsafe { ffi::PyErr_Clear() };
             }
             session.record(get_extra(code, session.extra_index()), line);
+        }
+    }
+    disable_result(session)
+}
+
+unsafe extern "C" fn instruction_callback(
+    _slf: *mut ffi::PyObject,
+    args: *mut *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+) -> *mut ffi::PyObject {
+    let session = active_session();
+    if let Some(session) = session {
+        if nargs >= 2 {
+            // SAFETY: `args` holds `nargs` (>= 2) borrowed references.
+            let (code, offset) = unsafe { (*args, *args.add(1)) };
+            // SAFETY: `offset` is an int object; GIL held.
+            let offset = unsafe { ffi::PyLong_AsSsize_t(offset) };
+            if offset == -1 {
+                // SAFETY: GIL held; clears a conversion error if there was one.
+                unsafe { ffi::PyErr_Clear() };
+            }
+            session.record_instruction(code as usize, offset);
         }
     }
     disable_result(session)
@@ -313,30 +342,25 @@ unsafe extern "C" fn trace_function(
             }))
             .unwrap_or(false)
         };
-        if measured {
+        let (name, value) = if measured {
             // Like coverage.py's CTracer: with our callable as the frame's
             // `f_trace`, this frame's lines still reach us if the program
             // re-installs the trace function with `sys.settrace`.
-            if let Some(object) = TRACE_OBJECT.get(py) {
-                // SAFETY: live frame object and trace object, GIL held.
-                let status = unsafe {
-                    ffi::PyObject_SetAttrString(frame.cast(), c"f_trace".as_ptr(), object.as_ptr())
-                };
-                if status != 0 {
-                    // SAFETY: GIL held.
-                    unsafe { ffi::PyErr_Clear() };
-                }
-            }
+            (
+                intern!(py, "f_trace"),
+                TRACE_OBJECT.get(py).map(|o| o.as_ptr()),
+            )
         } else {
             // No line events for code we do not measure.
-            // SAFETY: live frame object, GIL held; setting a bool attribute.
-            let status = unsafe {
-                ffi::PyObject_SetAttrString(
-                    frame.cast(),
-                    c"f_trace_lines".as_ptr(),
-                    ffi::Py_False(),
-                )
-            };
+            // SAFETY: `Py_False` is always valid.
+            (
+                intern!(py, "f_trace_lines"),
+                Some(unsafe { ffi::Py_False() }),
+            )
+        };
+        if let Some(value) = value {
+            // SAFETY: live frame object, interned name and value; GIL held.
+            let status = unsafe { ffi::PyObject_SetAttr(frame.cast(), name.as_ptr(), value) };
             if status != 0 {
                 // SAFETY: GIL held.
                 unsafe { ffi::PyErr_Clear() };

@@ -62,6 +62,7 @@ impl Monitoring {
             set_local_events: monitoring.getattr("set_local_events")?.unbind(),
             tool_id: tool_id.into_pyobject(py)?.into_any().unbind(),
             line_event: events.getattr("LINE")?.unbind(),
+            instruction_event: events.getattr("INSTRUCTION")?.unbind(),
         });
         Ok(Monitoring { tool_id })
     }
@@ -72,18 +73,17 @@ impl Tracer for Monitoring {
         let monitoring = py.import("sys")?.getattr("monitoring")?;
         let events = monitoring.getattr("events")?;
         let py_start = events.getattr("PY_START")?;
-        monitoring.call_method1(
-            "register_callback",
-            (self.tool_id, &py_start, ffi::py_start_function(py)?),
-        )?;
-        monitoring.call_method1(
-            "register_callback",
+        let callbacks = [
+            (py_start.clone(), ffi::py_start_function(py)?),
+            (events.getattr("LINE")?, ffi::line_function(py)?),
             (
-                self.tool_id,
-                events.getattr("LINE")?,
-                ffi::line_function(py)?,
+                events.getattr("INSTRUCTION")?,
+                ffi::instruction_function(py)?,
             ),
-        )?;
+        ];
+        for (event, callback) in callbacks {
+            monitoring.call_method1("register_callback", (self.tool_id, event, callback))?;
+        }
         monitoring.call_method1("set_events", (self.tool_id, py_start))?;
         // Locations DISABLEd by an earlier session on this tool id would never
         // report again.
@@ -95,7 +95,7 @@ impl Tracer for Monitoring {
         let monitoring = py.import("sys")?.getattr("monitoring")?;
         let events = monitoring.getattr("events")?;
         monitoring.call_method1("set_events", (self.tool_id, 0))?;
-        for event in ["PY_START", "LINE"] {
+        for event in ["PY_START", "LINE", "INSTRUCTION"] {
             monitoring.call_method1(
                 "register_callback",
                 (self.tool_id, events.getattr(event)?, py.None()),
