@@ -33,6 +33,10 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// kept alive so the address cannot be reused.
 type KeptDecision = (Py<PyString>, Option<FileId>);
 
+/// A code object measured through `INSTRUCTION` events: its file and the
+/// line of each of its code units.
+type UnitLines = (FileId, Box<[u32]>);
+
 /// What the `sys.monitoring` backend needs inside the callbacks.
 #[derive(Debug)]
 pub(crate) struct MonitoringHandles {
@@ -68,7 +72,7 @@ pub(crate) struct Session {
     /// For code objects measured through `INSTRUCTION` events: their file and
     /// the line of each code unit, by code object address (kept alive in
     /// `instrumented`).
-    instruction_lines: Mutex<HashMap<usize, (FileId, Box<[u32]>)>>,
+    instruction_lines: Mutex<HashMap<usize, UnitLines>>,
     /// `--source` packages some measured module belonged to.
     matched_packages: Mutex<HashSet<String>>,
     /// Errors raised inside callbacks (never passed on to the program).
