@@ -142,4 +142,4 @@ def test_no_data_to_report(python, tmp_path):
     assert python.pycov(["run", "prog.py"], tmp_path).returncode == 0
     for command in (["report", "--omit", "*"], ["json", "--omit", "*", "-o", "-"]):
         result = python.pycov(command, tmp_path)
-        assert (result.returncode, result.stdout, result.stderr) == (1, "", "pycov: No data to report.\n")
+        assert (result.returncode, result.stdout, result.stderr) == (1, "", "pycov: no data to report\n")

@@ -326,3 +326,95 @@ def test_a_venv_inside_the_project_is_not_measured(python, tmp_path):
                             capture_output=True, text=True)
     assert (result.returncode, result.stdout, result.stderr) == (0, "42\n", "")
     assert sorted(python.pycov_json(tmp_path)["files"]) == ["app.py"]
+
+
+def test_directory_and_zip_archive_programs(python, tmp_path):
+    write(tmp_path / "appdir/__main__.py", "import sys\nprint(sys.argv, sys.path[0], __name__, __spec__.name)\n")
+    import zipfile
+    with zipfile.ZipFile(tmp_path / "app.zip", "w") as archive:
+        archive.writestr("__main__.py", "import sys\nprint('zipped', sys.argv)\n")
+    (tmp_path / "empty_dir").mkdir()
+    for index, target in enumerate((["appdir", "a"], ["./appdir/", "b"], ["app.zip", "c"], ["empty_dir"])):
+        plain = python.run(target, tmp_path)
+        measured = python.pycov(["run", "--data-file", f"d{index}", *target], tmp_path)
+        if target == ["empty_dir"]:
+            assert (plain.returncode, measured.returncode) == (1, 1)
+            assert measured.stderr == f"pycov: can't find '__main__' module in '{tmp_path / 'empty_dir'}'\n"
+        elif target[0] == "app.zip":
+            # Code inside an archive has no file of its own to measure.
+            assert (measured.returncode, measured.stdout) == (plain.returncode, plain.stdout)
+            assert measured.stderr == "pycov: warning: no data was collected\n"
+        else:
+            same_result(plain, measured)
+    assert file_lines(python.pycov_json(tmp_path, "d0"), "appdir/__main__.py") == ([1, 2], [])
+
+
+def test_arguments_that_are_not_utf8(python, tmp_path):
+    write(tmp_path / "prog.py", "import os, sys\nprint([os.fsencode(a) for a in sys.argv[1:]])\n")
+    raw = b"caf\xe9-\xff"
+    plain = subprocess.run([python.executable, b"prog.py", raw], cwd=tmp_path, capture_output=True, env=python.env())
+    measured = subprocess.run([python.executable, "-m", "pycov", "run", b"prog.py", raw], cwd=tmp_path,
+                              capture_output=True, env=python.env())
+    assert (measured.returncode, measured.stdout, measured.stderr) == (0, plain.stdout, b"")
+    assert repr(raw).encode() in measured.stdout
+
+
+def test_exit_status_beyond_a_c_long(python, tmp_path):
+    plain, measured = compare(python, tmp_path, "import sys\nsys.exit(2 ** 64)\n")
+    # (3.12 and 3.13 also print an OverflowError of their own exit handling.)
+    assert (measured.returncode, measured.stdout) == (plain.returncode, plain.stdout) == (255, "")
+
+
+def test_program_handler_chaining_to_the_previous_one(python, tmp_path):
+    # A graceful-shutdown handler that calls "the previous handler" when it is
+    # callable: without pycov that was SIG_DFL (not callable).
+    write(
+        tmp_path / "chain.py",
+        """
+        import signal, sys, time
+        previous = signal.getsignal(signal.SIGTERM)
+        def stop(signum, frame):
+            if callable(previous):
+                previous(signum, frame)
+            print("graceful", flush=True)
+            sys.exit(3)
+        signal.signal(signal.SIGTERM, stop)
+        print("ready", flush=True)
+        time.sleep(60)
+        """,
+    )
+    outcomes = []
+    for command in (["chain.py"], ["-m", "pycov", "run", "--data-file", "d", "chain.py"]):
+        process = subprocess.Popen([python.executable, *command], cwd=tmp_path, env=python.env(),
+                                   stdout=subprocess.PIPE, text=True)
+        assert process.stdout.readline() == "ready\n"
+        time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        stdout, _ = process.communicate(timeout=60)
+        outcomes.append((process.returncode, stdout))
+    assert outcomes[1] == outcomes[0] == (3, "graceful\n")
+    executed, _ = file_lines(python.pycov_json(tmp_path, "d"), "chain.py")
+    assert {4, 5, 7, 8} <= set(executed)
+
+
+def test_nothing_runs_or_prints_after_the_program(python, tmp_path):
+    # A lazily imported module must not be executed by pycov's bookkeeping,
+    # and compiling sources at the end must not print their SyntaxWarnings.
+    write(tmp_path / "lazy_target.py", "print('lazy module executed')\n")
+    write(tmp_path / "warns.py", "PATTERN = '\\\\d+'\nBAD = '\\d'\n")
+    write(
+        tmp_path / "prog.py",
+        """
+        import importlib.util, sys
+        spec = importlib.util.find_spec("lazy_target")
+        loader = importlib.util.LazyLoader(spec.loader)
+        spec.loader = loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["lazy_target"] = module
+        loader.exec_module(module)
+        print("done")
+        """,
+    )
+    result = python.pycov(["run", "--source", ".", "prog.py"], tmp_path)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "done\n", "")
+    assert "warns.py" in python.pycov_json(tmp_path)["files"]

@@ -6,7 +6,8 @@ import sys
 def main() -> None:
     from pycov._pycov import main as _main
 
-    sys.exit(_main(sys.argv[1:]))
+    # Not `sys.exit`: the measured program may have replaced it.
+    raise SystemExit(_main(sys.argv[1:]))
 
 
 if __name__ == "__main__":

@@ -11,36 +11,19 @@
 //!   irrefutable `case` clauses. coverage.py gets these from `ast`; here they
 //!   come from the logical lines, which carry the same information.
 
-use std::fmt;
-
 use pycov_core::{ExcludeRules, LineNo, LineSet};
 
 use crate::tokenize::{tokenize, Kind, Token, TokenizeError};
 
-/// The source could not be analysed (coverage.py's `NotPython`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AnalysisError {
-    /// Line of the problem.
-    pub line: u32,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for AnalysisError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} at line {}", self.message, self.line)
-    }
-}
-
-impl std::error::Error for AnalysisError {}
-
-impl From<TokenizeError> for AnalysisError {
-    fn from(e: TokenizeError) -> AnalysisError {
-        AnalysisError {
-            line: e.line,
-            message: e.message,
-        }
-    }
+/// The source could not be analysed.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalysisError {
+    /// Not Python at the token level (coverage.py's `NotPython`).
+    #[error(transparent)]
+    Tokenize(#[from] TokenizeError),
+    /// The exclusion regexes could not finish on this text.
+    #[error(transparent)]
+    Exclusion(#[from] pycov_core::ExcludeMatchError),
 }
 
 /// The result of analysing one file.
@@ -59,12 +42,8 @@ impl SourceAnalysis {
     /// reads it back.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        for set in [&self.statements, &self.excluded] {
-            out.extend_from_slice(&(set.words().len() as u32).to_le_bytes());
-            for word in set.words() {
-                out.extend_from_slice(&word.to_le_bytes());
-            }
-        }
+        self.statements.encode_into(&mut out);
+        self.excluded.encode_into(&mut out);
         out.extend_from_slice(&(self.multiline.len() as u32).to_le_bytes());
         for (first, last) in &self.multiline {
             out.extend_from_slice(&first.to_le_bytes());
@@ -76,22 +55,13 @@ impl SourceAnalysis {
     /// Reads what [`SourceAnalysis::encode`] wrote; `None` if malformed.
     pub fn decode(bytes: &[u8]) -> Option<SourceAnalysis> {
         let mut pos = 0usize;
+        let statements = LineSet::decode_from(bytes, &mut pos).ok()?;
+        let excluded = LineSet::decode_from(bytes, &mut pos).ok()?;
         let u32_at = |pos: &mut usize| -> Option<u32> {
             let raw = bytes.get(*pos..*pos + 4)?;
             *pos += 4;
-            Some(u32::from_le_bytes(raw.try_into().ok()?))
+            Some(u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]))
         };
-        let mut sets = Vec::with_capacity(2);
-        for _ in 0..2 {
-            let words = u32_at(&mut pos)? as usize;
-            let raw = bytes.get(pos..pos.checked_add(words.checked_mul(8)?)?)?;
-            pos += words * 8;
-            let words = raw
-                .chunks_exact(8)
-                .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
-                .collect();
-            sets.push(LineSet::from_words(words)?);
-        }
         let ranges = u32_at(&mut pos)? as usize;
         if ranges > bytes.len() / 8 {
             return None;
@@ -103,8 +73,6 @@ impl SourceAnalysis {
         if pos != bytes.len() || multiline.windows(2).any(|w| w[0].1 >= w[1].0) {
             return None;
         }
-        let excluded = sets.pop()?;
-        let statements = sets.pop()?;
         Some(SourceAnalysis {
             statements,
             excluded,
@@ -158,7 +126,7 @@ pub fn analyze(
 
     // `lines_matching` runs before the multi-line map exists, so the regex
     // matches are not mapped to first lines here (they are below).
-    let mut excluded = lines_matching(text, exclude);
+    let mut excluded = lines_matching(text, exclude)?;
     let empty = exclude_suites(&tokens, &mut excluded);
     let raw_statements = if empty {
         LineSet::new()
@@ -207,17 +175,20 @@ fn multiline_ranges(tokens: &[Token<'_>]) -> Vec<(u32, u32)> {
 }
 
 /// `lines_matching`: every line touched by a match of the exclusion regexes.
-fn lines_matching(text: &str, exclude: &ExcludeRules) -> LineSet {
+fn lines_matching(
+    text: &str,
+    exclude: &ExcludeRules,
+) -> Result<LineSet, pycov_core::ExcludeMatchError> {
     let mut lines = LineSet::new();
     let mut counted_to = 0usize;
     let mut newlines_before = 0u32;
-    for (start, end) in exclude.find_matches(text) {
+    for (start, end) in exclude.find_matches(text)? {
         newlines_before += count_newlines(&text.as_bytes()[counted_to..start]);
         counted_to = start;
         let end_line = newlines_before + count_newlines(&text.as_bytes()[start..end]);
         insert_range(&mut lines, newlines_before + 1, end_line + 1);
     }
-    lines
+    Ok(lines)
 }
 
 fn count_newlines(bytes: &[u8]) -> u32 {
@@ -731,6 +702,9 @@ mod tests {
     #[test]
     fn syntax_errors_are_reported() {
         let err = analyze("x = (\n", &LineSet::new(), &ExcludeRules::default()).expect_err("bad");
-        assert_eq!(err.line, 2);
+        assert!(
+            matches!(err, AnalysisError::Tokenize(TokenizeError { line: 2, .. })),
+            "{err}"
+        );
     }
 }

@@ -7,8 +7,6 @@
 //! splits them into parts, but every part lies inside the same statement, so
 //! the statement model cannot tell the difference.
 
-use std::fmt;
-
 /// Token kinds, as `tokenize.tok_name` spells them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -69,21 +67,14 @@ impl Token<'_> {
 }
 
 /// The source is not valid Python at the token level.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message} at line {line}")]
 pub struct TokenizeError {
     /// 1-based line where the problem was found.
     pub line: u32,
     /// What is wrong.
     pub message: String,
 }
-
-impl fmt::Display for TokenizeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} at line {}", self.message, self.line)
-    }
-}
-
-impl std::error::Error for TokenizeError {}
 
 /// Splits `text` (newlines already normalised to `\n`) into tokens.
 pub fn tokenize(text: &str) -> Result<Vec<Token<'_>>, TokenizeError> {

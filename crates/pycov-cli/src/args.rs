@@ -1,5 +1,6 @@
 //! The command line as clap parses it; nothing here is validated yet.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -63,9 +64,10 @@ pub struct RunArgs {
         required = true,
         num_args = 1..,
         trailing_var_arg = true,
-        allow_hyphen_values = true
+        allow_hyphen_values = true,
+        value_parser = clap::value_parser!(OsString)
     )]
-    pub program: Vec<String>,
+    pub program: Vec<OsString>,
 }
 
 /// Options shared by the report commands.
@@ -83,8 +85,8 @@ pub struct ReportCommon {
     pub omit: Vec<String>,
 
     /// Digits after the decimal point in percentages [default: 0].
-    #[arg(long, value_name = "N")]
-    pub precision: Option<usize>,
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=20))]
+    pub precision: Option<u8>,
 
     /// Exit with status 2 if the total coverage is below this percentage.
     #[arg(long, value_name = "MIN")]

@@ -180,7 +180,10 @@ fn run_options(args: RunArgs, config: &Config, cwd: &Path) -> Result<RunOptions>
     let mut program = args.program.into_iter();
     let first = program.next().ok_or_else(|| anyhow!("nothing to run"))?;
     let target = if args.module {
-        RunTarget::Module(first)
+        let name = first
+            .into_string()
+            .map_err(|name| anyhow!("module name {name:?} is not valid UTF-8"))?;
+        RunTarget::Module(name)
     } else {
         RunTarget::Script(PathBuf::from(first))
     };
@@ -292,7 +295,7 @@ fn check_fail_under(
         return Ok(Outcome::Exit(0));
     };
     if !(0.0..=100.0).contains(&minimum) {
-        anyhow::bail!("fail_under={minimum} is invalid. Must be between 0 and 100.");
+        anyhow::bail!("--fail-under must be between 0 and 100, not {minimum}");
     }
     match fail_under(total, minimum, precision) {
         Some(message) => {
@@ -310,7 +313,12 @@ fn report_command(args: ReportArgs) -> Result<Outcome> {
     let options = TextOptions {
         show_missing: args.show_missing || config.show_missing.unwrap_or(false),
         skip_covered: args.skip_covered || config.skip_covered.unwrap_or(false),
-        precision: args.common.precision.or(config.precision).unwrap_or(0),
+        precision: args
+            .common
+            .precision
+            .map(usize::from)
+            .or(config.precision)
+            .unwrap_or(0),
     };
     let mut out = io::stdout().lock();
     let totals = write_text(&loaded.files(), &options, &mut out)?;
@@ -322,7 +330,12 @@ fn json_command(args: JsonArgs) -> Result<Outcome> {
     let cwd = current_dir()?;
     let config = load_config(&cwd)?;
     let loaded = load(&args.common, &config, &cwd)?;
-    let precision = args.common.precision.or(config.precision).unwrap_or(0);
+    let precision = args
+        .common
+        .precision
+        .map(usize::from)
+        .or(config.precision)
+        .unwrap_or(0);
     let options = JsonOptions {
         pretty: args.pretty_print,
         precision,
@@ -399,6 +412,10 @@ mod tests {
         let options = run_options(args, &Config::default(), Path::new("/tmp")).expect("valid");
         assert_eq!(options.target, RunTarget::Script("script.py".into()));
         assert_eq!(options.args, vec!["--omit", "-v", "value"]);
+        assert!(matches!(
+            Cli::try_parse_from(["pycov", "report", "--precision", "21"]),
+            Err(e) if e.kind() == clap::error::ErrorKind::ValueValidation
+        ));
         assert_eq!(options.selection.omit.patterns(), ["x/*"]);
         assert!(options.data_file.ends_with(".pycov"));
     }

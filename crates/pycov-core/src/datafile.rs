@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use thiserror::Error;
 
-use crate::{CoverageData, DataMeta, FileCoverage, LineNo, LineSet, SourceHash};
+use crate::{CoverageData, DataMeta, FileCoverage, LineSet, SourceHash};
 
 /// The file's first bytes.
 pub const MAGIC: &[u8; 8] = b"PYCOV\0DF";
@@ -35,8 +35,6 @@ pub const MAGIC: &[u8; 8] = b"PYCOV\0DF";
 pub const FORMAT_VERSION: u32 = 1;
 /// The default data file name.
 pub const DEFAULT_DATA_FILE: &str = ".pycov";
-
-const MAX_WORDS: usize = LineNo::MAX as usize / 64 + 1;
 
 /// Why a data file could not be read or written.
 #[derive(Debug, Error)]
@@ -98,10 +96,7 @@ pub fn encode(data: &CoverageData, out: &mut impl Write) -> io::Result<()> {
         put_str(&mut buf, path)?;
         buf.extend_from_slice(&file.source_hash.0);
         for set in [&file.statements, &file.excluded, &file.executed] {
-            put_u32(&mut buf, set.words().len())?;
-            for word in set.words() {
-                buf.extend_from_slice(&word.to_le_bytes());
-            }
+            set.encode_into(&mut buf);
         }
     }
     let checksum = xxhash_rust::xxh3::xxh3_64(&buf);
@@ -244,24 +239,10 @@ impl<'a> Reader<'a> {
     }
 
     fn lineset(&mut self, path: &str) -> Result<LineSet, DecodeError> {
-        let words = self.u32()? as usize;
-        if words > MAX_WORDS {
-            return Err(DecodeError::Corrupt(format!(
-                "{path}: line set larger than the largest allowed line {}",
-                LineNo::MAX
-            )));
-        }
-        let raw = self.take(words * 8)?;
-        let words = raw
-            .chunks_exact(8)
-            .map(|chunk| {
-                let mut word = [0u8; 8];
-                word.copy_from_slice(chunk);
-                u64::from_le_bytes(word)
-            })
-            .collect();
-        LineSet::from_words(words)
-            .ok_or_else(|| DecodeError::Corrupt(format!("{path}: invalid line set (line 0)")))
+        LineSet::decode_from(self.bytes, &mut self.pos).map_err(|e| match e {
+            crate::LineSetDecodeError::Truncated => truncated(),
+            other => DecodeError::Corrupt(format!("{path}: {other}")),
+        })
     }
 }
 
@@ -348,6 +329,7 @@ fn temporary_sibling(path: &Path) -> io::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::LineNo;
     use proptest::prelude::*;
 
     fn lines(ns: &[u32]) -> LineSet {

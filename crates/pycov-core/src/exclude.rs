@@ -19,6 +19,11 @@ pub struct ExcludePatternError {
     pub reason: String,
 }
 
+/// The exclusion regexes met text they cannot finish matching in time.
+#[derive(Debug, Error)]
+#[error("the exclusion regexes hit the regex engine's backtracking limit")]
+pub struct ExcludeMatchError;
+
 /// The regexes that exclude source lines from measurement, joined as
 /// coverage.py joins them and matched in multi-line mode over the whole text.
 #[derive(Clone, Debug)]
@@ -89,20 +94,21 @@ impl ExcludeRules {
         &self.patterns
     }
 
-    /// Byte ranges of the matches in `text`, in order, non-overlapping.
-    pub fn find_matches(&self, text: &str) -> Vec<(usize, usize)> {
+    /// Byte ranges of the matches in `text`, in order, non-overlapping. A
+    /// pattern that backtracks without end gives an error rather than a hang
+    /// or a silently partial answer.
+    pub fn find_matches(&self, text: &str) -> Result<Vec<(usize, usize)>, ExcludeMatchError> {
         let Some(regex) = &self.regex else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
-        let mut out = Vec::new();
-        for found in regex.find_iter(text) {
-            match found {
-                Ok(m) => out.push((m.start(), m.end())),
-                // Backtracking limit hit: stop rather than hang on one file.
-                Err(_) => break,
-            }
-        }
-        out
+        regex
+            .find_iter(text)
+            .map(|found| {
+                found
+                    .map(|m| (m.start(), m.end()))
+                    .map_err(|_| ExcludeMatchError)
+            })
+            .collect()
     }
 }
 
@@ -137,6 +143,7 @@ mod tests {
         let line_of = |offset: usize| text[..offset].matches('\n').count() + 1;
         let mut lines: Vec<usize> = rules
             .find_matches(text)
+            .expect("no backtracking limit")
             .into_iter()
             .flat_map(|(start, end)| line_of(start)..=line_of(end))
             .collect();
@@ -167,9 +174,10 @@ mod tests {
         );
         let err = ExcludeRules::new(&["(unclosed".into()]).expect_err("invalid");
         assert!(err.to_string().contains("(unclosed"), "{err}");
-        assert!(ExcludeRules::new(&[])
-            .expect("empty")
-            .find_matches("anything")
-            .is_empty());
+        let none = ExcludeRules::new(&[]).expect("empty");
+        assert!(none.find_matches("anything").expect("matched").is_empty());
+        // Catastrophic backtracking is an error, not a hang or a partial answer.
+        let explosive = ExcludeRules::new(&[r"(a|aa)+\1b".into()]).expect("valid");
+        assert!(explosive.find_matches(&"a".repeat(60)).is_err());
     }
 }

@@ -25,10 +25,10 @@ mod options;
 mod recorder;
 pub mod select;
 
-pub use exclude::{ExcludePatternError, ExcludeRules, DEFAULT_EXCLUDE};
+pub use exclude::{ExcludeMatchError, ExcludePatternError, ExcludeRules, DEFAULT_EXCLUDE};
 pub use line::LineNo;
-pub use lineset::{AtomicLineSet, Iter as LineSetIter, LineSet};
-pub use model::{Counts, CoverageData, DataMeta, FileCoverage, MergeConflict, SourceHash};
+pub use lineset::{AtomicLineSet, Iter as LineSetIter, LineSet, LineSetDecodeError};
+pub use model::{to_hex, Counts, CoverageData, DataMeta, FileCoverage, MergeConflict, SourceHash};
 pub use options::{RunOptions, RunTarget};
 pub use recorder::{FileId, RecordedFile, Recorder};
 pub use select::{Decision, FilePatterns, FileSelector, InterpreterPaths, PatternError, Selection};

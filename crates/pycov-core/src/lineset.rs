@@ -222,6 +222,53 @@ impl<'a> IntoIterator for &'a LineSet {
     }
 }
 
+/// Why bytes do not hold an encoded [`LineSet`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LineSetDecodeError {
+    /// The bytes end early.
+    #[error("truncated")]
+    Truncated,
+    /// More words than lines up to [`LineNo::MAX`] need.
+    #[error("line set larger than the largest allowed line {}", LineNo::MAX)]
+    TooLarge,
+    /// Bit 0 (line 0) is set.
+    #[error("invalid line set (line 0)")]
+    LineZero,
+}
+
+impl LineSet {
+    /// Appends the set: a little-endian `u32` word count, then the words.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&(self.words.len() as u32).to_le_bytes());
+        for word in &self.words {
+            out.extend_from_slice(&word.to_le_bytes());
+        }
+    }
+
+    /// Reads a set written by [`LineSet::encode_into`] at `*pos`, advancing
+    /// it. The word count is checked against [`LineNo::MAX`] and the input
+    /// length before anything is allocated.
+    pub fn decode_from(bytes: &[u8], pos: &mut usize) -> Result<LineSet, LineSetDecodeError> {
+        let count = bytes
+            .get(*pos..*pos + 4)
+            .ok_or(LineSetDecodeError::Truncated)?;
+        let words = u32::from_le_bytes([count[0], count[1], count[2], count[3]]) as usize;
+        if words > LineNo::MAX as usize / WORD_BITS + 1 {
+            return Err(LineSetDecodeError::TooLarge);
+        }
+        let start = *pos + 4;
+        let raw = bytes
+            .get(start..start + words * 8)
+            .ok_or(LineSetDecodeError::Truncated)?;
+        *pos = start + words * 8;
+        let words = raw
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect();
+        LineSet::from_words(words).ok_or(LineSetDecodeError::LineZero)
+    }
+}
+
 /// Ascending iterator over a [`LineSet`].
 #[derive(Debug, Clone)]
 pub struct Iter<'a> {
@@ -358,6 +405,24 @@ mod tests {
         let mut beyond = too_many;
         *beyond.last_mut().expect("non-empty") = 1;
         assert!(LineSet::from_words(beyond).is_none());
+    }
+
+    #[test]
+    fn encoding_round_trips_and_checks_sizes() {
+        let set = lines(&[1, 64, 65, 1000]);
+        let mut bytes = vec![0xAA];
+        set.encode_into(&mut bytes);
+        let mut pos = 1;
+        assert_eq!(LineSet::decode_from(&bytes, &mut pos), Ok(set));
+        assert_eq!(pos, bytes.len());
+        for len in 1..bytes.len() {
+            assert!(LineSet::decode_from(&bytes[..len], &mut 1).is_err());
+        }
+        let huge = u32::MAX.to_le_bytes();
+        assert_eq!(
+            LineSet::decode_from(&huge, &mut 0),
+            Err(LineSetDecodeError::TooLarge)
+        );
     }
 
     #[test]

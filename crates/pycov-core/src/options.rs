@@ -1,5 +1,6 @@
 //! Validated options for `pycov run`, shared by the command line and the runner.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use crate::{ExcludeRules, Selection};
@@ -19,8 +20,8 @@ pub enum RunTarget {
 pub struct RunOptions {
     /// The program to run.
     pub target: RunTarget,
-    /// Its arguments (`sys.argv[1:]`).
-    pub args: Vec<String>,
+    /// Its arguments (`sys.argv[1:]`), any bytes the OS allows.
+    pub args: Vec<OsString>,
     /// Where to write the data (absolute).
     pub data_file: PathBuf,
     /// Which files to measure.

@@ -1,6 +1,6 @@
 //! The thread-safe store the tracer writes executed lines into.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use crate::{AtomicLineSet, LineNo, LineSet};
@@ -27,8 +27,9 @@ pub struct RecordedFile {
     path: String,
     lines: AtomicLineSet,
     /// Lines beyond the capacity chosen when the file was registered (the
-    /// file grew during the run). Rare, so a mutex is fine.
-    overflow: Mutex<Vec<LineNo>>,
+    /// file grew during the run). Rare, so a mutex is fine; a set, because a
+    /// hot line out there reports on every event on 3.11.
+    overflow: Mutex<BTreeSet<LineNo>>,
 }
 
 impl RecordedFile {
@@ -49,7 +50,7 @@ impl RecordedFile {
     #[cold]
     fn record_overflow(&self, line: LineNo) {
         if let Ok(mut overflow) = self.overflow.lock() {
-            overflow.push(line);
+            overflow.insert(line);
         }
     }
 
@@ -93,7 +94,7 @@ impl Recorder {
         let index = self.files.push(RecordedFile {
             path: path.to_owned(),
             lines: AtomicLineSet::with_max_line(max_line),
-            overflow: Mutex::new(Vec::new()),
+            overflow: Mutex::new(BTreeSet::new()),
         });
         let id = FileId(u32::try_from(index).unwrap_or(u32::MAX));
         ids.insert(path.to_owned(), id);
@@ -106,9 +107,11 @@ impl Recorder {
         self.files.get(id.0 as usize)
     }
 
-    /// Every registered file, in registration order.
-    pub fn files(&self) -> impl Iterator<Item = &RecordedFile> {
-        self.files.iter().map(|(_, file)| file)
+    /// Every registered file with its id, in registration order.
+    pub fn files(&self) -> impl Iterator<Item = (FileId, &RecordedFile)> {
+        self.files
+            .iter()
+            .map(|(index, file)| (FileId(u32::try_from(index).unwrap_or(u32::MAX)), file))
     }
 
     /// The number of registered files.
@@ -141,7 +144,7 @@ mod tests {
         let lines: Vec<u32> = file.executed().iter().map(LineNo::get).collect();
         assert_eq!(lines, vec![3, 5000]);
         assert_eq!(recorder.len(), 2);
-        let paths: Vec<&str> = recorder.files().map(RecordedFile::path).collect();
+        let paths: Vec<&str> = recorder.files().map(|(_, file)| file.path()).collect();
         assert_eq!(paths, vec!["/p/a.py", "/p/b.py"]);
         assert!(recorder.get(FileId::from_u32(7)).is_none());
     }

@@ -251,8 +251,9 @@ fn compile_globs(patterns: &[String], cwd: &Path) -> Result<Option<GlobSet>, Pat
     })
 }
 
-/// `base.join(rel)` with `.` and `..` resolved lexically.
-fn lexical_join(base: &Path, rel: &Path) -> PathBuf {
+/// `base.join(rel)` with `.` and `..` resolved lexically, without looking
+/// at the file system (Python's `os.path.abspath`).
+pub fn lexical_join(base: &Path, rel: &Path) -> PathBuf {
     let mut out = if rel.is_absolute() {
         PathBuf::new()
     } else {

@@ -39,9 +39,9 @@ impl ProgramRunner for InterpreterRunner {
 /// Runs pycov with `args` (without the program name); returns the exit
 /// status. An interrupted program ends the process by SIGINT instead.
 #[pyfunction]
-fn main(py: Python<'_>, args: Vec<String>) -> PyResult<i32> {
+fn main(py: Python<'_>, args: Vec<OsString>) -> PyResult<i32> {
     let mut argv: Vec<OsString> = vec!["pycov".into()];
-    argv.extend(args.into_iter().map(OsString::from));
+    argv.extend(args);
     match pycov_cli::main(argv, Some(&InterpreterRunner)) {
         Outcome::Exit(code) => Ok(code),
         Outcome::Interrupted => {

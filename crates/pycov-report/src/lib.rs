@@ -30,7 +30,7 @@ use pycov_core::{Counts, CoverageData, FileCoverage};
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     /// Nothing to report (coverage.py's `NoDataError`).
-    #[error("No data to report.")]
+    #[error("no data to report")]
     NoData,
     /// Writing the output failed.
     #[error("writing the report: {0}")]

@@ -218,6 +218,6 @@ mod tests {
             &mut Vec::new(),
         )
         .expect_err("empty");
-        assert_eq!(err.to_string(), "No data to report.");
+        assert_eq!(err.to_string(), "no data to report");
     }
 }

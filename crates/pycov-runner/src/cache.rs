@@ -77,7 +77,7 @@ impl AnalysisCache {
         input[..16].copy_from_slice(&self.salt);
         input[16..].copy_from_slice(&source.0);
         let key = xxhash_rust::xxh3::xxh3_128(&input).to_le_bytes();
-        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = pycov_core::to_hex(&key);
         (self.dir.join(&hex[..2]).join(&hex[2..]), key)
     }
 

@@ -7,7 +7,7 @@ use std::sync::{mpsc, Mutex};
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyCode, PyTuple};
+use pyo3::types::{PyBytes, PyModule};
 
 use pycov_analysis::linetable;
 use pycov_analysis::source::{decode_source, finish_text, normalize_bytes, Decoded};
@@ -19,6 +19,7 @@ use pycov_core::{
 
 use crate::cache::AnalysisCache;
 use crate::session::Session;
+use crate::util::{is_annotate, nested_code_objects};
 
 /// A file ready for the interpreter-free part of its analysis, which can
 /// happen on another thread.
@@ -59,27 +60,31 @@ pub(crate) fn collect(
     let trusted = trusted_module_files(py, main_script);
     let cache = AnalysisCache::open(py, exclude);
     let cache = cache.as_ref();
-    let debug_analysis =
-        std::env::var("PYCOV_DEBUG").is_ok_and(|v| v.split(',').any(|i| i.trim() == "analysis"));
+    let debug_analysis = crate::util::debugging("analysis");
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(2, 4) - 1);
     let (sender, receiver) = mpsc::channel::<Job>();
     let receiver = Mutex::new(receiver);
     let results: Mutex<Vec<JobResult>> = Mutex::new(Vec::new());
     let mut prepare_warnings = Vec::new();
+    // Compiling at the end must not print SyntaxWarnings after the program's
+    // output (or fail under a program's "error" warnings filter).
+    let quiet = QuietWarnings::enter(py);
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| drain(&receiver, exclude, cache, &results));
         }
         let mut seen = HashSet::new();
-        for (index, file) in session.recorder().files().enumerate() {
+        for (id, file) in session.recorder().files() {
             let path = file.path();
             seen.insert(PathBuf::from(path));
-            let codes = session.module_code(py, pycov_core::FileId::from_u32(index as u32));
+            let codes = session.module_code(py, id);
             // The code object the interpreter ran is the plain compile of the
-            // file only when a standard loader made it; otherwise (pytest's
-            // assertion rewriting, exec of a fragment) compile the source.
+            // file only when a standard loader made it from the file as it is
+            // now; otherwise (pytest's assertion rewriting, exec of a
+            // fragment, a file edited during the run) compile the source.
+            let unchanged = modified_before(Path::new(path), session.started());
             let module_code = match codes.as_slice() {
-                [code] if trusted.contains(Path::new(path)) => Some(code.clone()),
+                [code] if unchanged && trusted.contains(Path::new(path)) => Some(code.clone()),
                 _ => None,
             };
             match prepare(py, Path::new(path), module_code.as_ref(), cache) {
@@ -131,6 +136,7 @@ pub(crate) fn collect(
         // This thread helps with what is left.
         drain(&receiver, exclude, cache, &results);
     });
+    quiet.exit();
     warnings.append(&mut prepare_warnings);
     let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
     results.sort_by(|a, b| a.0.cmp(&b.0));
@@ -145,8 +151,8 @@ pub(crate) fn collect(
     }
     let matched = session.matched_packages();
     for package in &selection.source_packages {
-        if !matched.contains(package) && !imported_with_code(py, package) {
-            warnings.push(format!("module {package} was never imported"));
+        if !matched.contains(package) {
+            warnings.extend(unmeasured_package_warning(py, package));
         }
     }
     for error in session.callback_errors() {
@@ -252,12 +258,9 @@ fn trusted_module_files(py: Python<'_>, main_script: Option<&Path>) -> HashSet<P
             .call_method0("values")?;
         let modules = py.import("builtins")?.getattr("list")?.call1((modules,))?;
         for module in modules.try_iter()? {
-            let Ok(spec) = module?.getattr(intern!(py, "__spec__")) else {
+            let Some(spec) = module_global(&module?, "__spec__") else {
                 continue;
             };
-            if spec.is_none() {
-                continue;
-            }
             let (Ok(loader), Ok(origin)) = (
                 spec.getattr(intern!(py, "loader")),
                 spec.getattr(intern!(py, "origin")),
@@ -343,18 +346,8 @@ fn code_lines(py: Python<'_>, root: &Bound<'_, PyAny>) -> PyResult<LineSet> {
     let mut lines = LineSet::new();
     let mut stack = vec![root.clone()];
     while let Some(code) = stack.pop() {
-        let consts = code
-            .getattr(intern!(py, "co_consts"))?
-            .cast_into::<PyTuple>()?;
-        for constant in consts.iter() {
-            if constant.is_instance_of::<PyCode>() {
-                stack.push(constant);
-            }
-        }
-        if code
-            .getattr(intern!(py, "co_name"))?
-            .eq(intern!(py, "__annotate__"))?
-        {
+        stack.extend(nested_code_objects(&code)?);
+        if is_annotate(&code)? {
             continue;
         }
         let table = code
@@ -411,7 +404,7 @@ fn package_directory(py: Python<'_>, package: &str) -> Option<PathBuf> {
         .ok()?
         .get_item(package)
         .ok()?;
-    let file: PathBuf = module.getattr("__file__").ok()?.extract().ok()?;
+    let file: PathBuf = module_global(&module, "__file__")?.extract().ok()?;
     let is_package = file.file_stem().is_some_and(|stem| stem == "__init__");
     if !is_package {
         return None;
@@ -419,9 +412,71 @@ fn package_directory(py: Python<'_>, package: &str) -> Option<PathBuf> {
     std::fs::canonicalize(file.parent()?).ok()
 }
 
-fn imported_with_code(py: Python<'_>, package: &str) -> bool {
-    py.import("sys")
+/// A module's global, read from its `__dict__`: attribute access on a lazily
+/// loaded module (`importlib.util.LazyLoader`) would execute it. `None` for
+/// non-modules, missing names and `None` values.
+fn module_global<'py>(module: &Bound<'py, PyAny>, name: &str) -> Option<Bound<'py, PyAny>> {
+    let module = module.cast::<PyModule>().ok()?;
+    module
+        .dict()
+        .get_item(name)
+        .ok()
+        .flatten()
+        .filter(|value| !value.is_none())
+}
+
+/// coverage.py's warnings for a `--source` package nothing was measured in.
+fn unmeasured_package_warning(py: Python<'_>, package: &str) -> Option<String> {
+    let module = py
+        .import("sys")
         .and_then(|sys| sys.getattr("modules"))
         .and_then(|modules| modules.get_item(package))
-        .is_ok()
+        .ok();
+    let Some(module) = module else {
+        return Some(format!("module {package} was never imported"));
+    };
+    let is_package = module_global(&module, "__path__").is_some();
+    let file = module_global(&module, "__file__").and_then(|f| f.extract::<PathBuf>().ok());
+    match file {
+        // A namespace package has no code of its own to measure.
+        None if is_package => None,
+        Some(file) if file.exists() => Some(format!(
+            "module {package} was previously imported, but not measured"
+        )),
+        _ => Some(format!("module {package} has no Python source")),
+    }
+}
+
+/// Whether `path` was last modified before `start` (so code compiled when it
+/// was imported during the run matches it).
+fn modified_before(path: &Path, start: std::time::SystemTime) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|modified| modified < start)
+}
+
+/// `warnings.catch_warnings()` with everything ignored, for compiling
+/// sources after the program has finished.
+struct QuietWarnings<'py> {
+    guard: Option<Bound<'py, PyAny>>,
+}
+
+impl<'py> QuietWarnings<'py> {
+    fn enter(py: Python<'py>) -> QuietWarnings<'py> {
+        let guard = (|| -> PyResult<Bound<'py, PyAny>> {
+            let warnings = py.import("warnings")?;
+            let guard = warnings.getattr("catch_warnings")?.call0()?;
+            guard.call_method0("__enter__")?;
+            warnings.call_method1("simplefilter", ("ignore",))?;
+            Ok(guard)
+        })();
+        QuietWarnings { guard: guard.ok() }
+    }
+
+    fn exit(self) {
+        if let Some(guard) = self.guard {
+            let py = guard.py();
+            let _ = guard.call_method1("__exit__", (py.None(), py.None(), py.None()));
+        }
+    }
 }

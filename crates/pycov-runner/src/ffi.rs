@@ -23,9 +23,9 @@ use crate::session::Session;
 /// The session callbacks report to; null when no measurement is running.
 static ACTIVE: AtomicPtr<Session> = AtomicPtr::new(ptr::null_mut());
 
-/// Makes `session` the target of the callbacks. The caller keeps the box and
-/// must call [`deactivate`] before dropping it.
-pub(crate) fn activate(session: &Session) {
+/// Makes `session` the target of the callbacks. Sessions are never freed
+/// (see [`active_session`]), hence `'static`.
+pub(crate) fn activate(session: &'static Session) {
     ACTIVE.store((session as *const Session).cast_mut(), Ordering::Release);
 }
 
@@ -34,12 +34,11 @@ pub(crate) fn deactivate() {
     ACTIVE.store(ptr::null_mut(), Ordering::Release);
 }
 
-fn active_session<'a>() -> Option<&'a Session> {
+fn active_session() -> Option<&'static Session> {
     let session = ACTIVE.load(Ordering::Acquire);
-    // SAFETY: `activate` stores a pointer to a session that its owner keeps
-    // alive until after `deactivate`; both run with the GIL held, and every
-    // callback runs with the GIL held and never releases it, so no callback
-    // can observe a session being freed.
+    // SAFETY: `activate` only stores `'static` references (sessions are
+    // leaked, not freed: a callback on another thread may still hold one when
+    // the run ends, since callbacks run Python code that can release the GIL).
     unsafe { session.as_ref() }
 }
 
@@ -235,20 +234,24 @@ unsafe extern "C" fn thread_start_callback(
     // pycov back with `sys.settrace(sys.gettrace())`. A "call" switches the
     // thread to the C function; "line" events reach us for frames whose
     // `f_trace` we set. Returning ourselves keeps us as the frame's `f_trace`.
-    if active_session().is_some() && nargs >= 2 {
-        // SAFETY: the trampoline calls us with the GIL held.
+    // SAFETY: `args` holds `nargs` borrowed references; the type checks make
+    // the calls below safe whoever calls us (`sys.gettrace()` returns us, so
+    // user code can, with any arguments).
+    let typed = nargs >= 2
+        && unsafe { ffi::PyFrame_Check(*args) != 0 && ffi::PyUnicode_Check(*args.add(1)) != 0 };
+    if active_session().is_some() && typed {
+        // SAFETY: the trampoline (or any Python caller) holds the GIL.
         let py = unsafe { Python::assume_attached() };
-        // SAFETY: `args` holds `nargs` (>= 2) borrowed references.
+        // SAFETY: checked above: a frame and a str, borrowed for the call.
         let (frame, event) = unsafe { (*args, *args.add(1)) };
         // SAFETY: `event` is a str; the comparison returns 0 on equality.
         let is = |name: &std::ffi::CStr| unsafe {
             ffi::PyUnicode_CompareWithASCIIString(event, name.as_ptr()) == 0
         };
         let what = if is(c"call") {
-            if install_trace_function(py).is_err() {
-                // SAFETY: GIL held.
-                unsafe { ffi::PyErr_Clear() };
-            }
+            // An error here (already fetched by PyO3) only means the thread
+            // stays on the trampoline, which reaches us anyway.
+            let _ = install_trace_function(py);
             Some(ffi::PyTrace_CALL)
         } else if is(c"line") {
             Some(ffi::PyTrace_LINE)

@@ -23,6 +23,7 @@ mod program;
 mod session;
 mod timing;
 mod tracer;
+mod util;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -66,7 +67,8 @@ pub struct RunOutcome {
 
 /// A measurement in progress, reachable from the SIGTERM handler.
 struct ActiveRun {
-    session: Box<Session>,
+    /// Leaked: see `ffi::active_session`.
+    session: &'static Session,
     tracer: Box<dyn Tracer + Send>,
     options: RunOptions,
     main_script: Option<PathBuf>,
@@ -94,10 +96,7 @@ fn register_fork_handler(py: Python<'_>) -> PyResult<()> {
 }
 
 fn take_active_run() -> Option<ActiveRun> {
-    ACTIVE_RUN
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .take()
+    util::lock(&ACTIVE_RUN).take()
 }
 
 fn interpreter_error(err: PyErr) -> RunError {
@@ -145,13 +144,14 @@ pub fn run(py: Python<'_>, options: &RunOptions) -> Result<RunOutcome, RunError>
         RunError::Interpreter("no free co_extra slot in this interpreter".to_owned())
     })?);
     let mut tracer = tracer::for_interpreter(py, &mut session).map_err(interpreter_error)?;
-    ffi::activate(&session);
+    let session: &'static Session = Box::leak(session);
+    ffi::activate(session);
     if let Err(err) = tracer.start(py) {
-        let _ = tracer.stop(py, &session, false);
+        let _ = tracer.stop(py, session, false);
         ffi::deactivate();
         return Err(interpreter_error(err));
     }
-    *ACTIVE_RUN.lock().unwrap_or_else(|p| p.into_inner()) = Some(ActiveRun {
+    *util::lock(&ACTIVE_RUN) = Some(ActiveRun {
         session,
         tracer,
         options: options.clone(),
@@ -173,7 +173,7 @@ pub fn run(py: Python<'_>, options: &RunOptions) -> Result<RunOutcome, RunError>
             // Nothing of the program ran: stop without saving.
             if let Some(active) = take_active_run() {
                 let mut tracer = active.tracer;
-                let _ = tracer.stop(py, &active.session, false);
+                let _ = tracer.stop(py, active.session, false);
                 ffi::deactivate();
             }
             restore_sigterm_handler(py, previous_sigterm);
@@ -184,6 +184,17 @@ pub fn run(py: Python<'_>, options: &RunOptions) -> Result<RunOutcome, RunError>
     program::shut_down(py);
     let saved = finish(py);
     restore_sigterm_handler(py, previous_sigterm);
+    if TERMINATE_AFTER_SAVE.load(std::sync::atomic::Ordering::Relaxed) {
+        if let Some(saved) = &saved {
+            report_save(&saved.warnings, saved.error.as_ref());
+        }
+        let sigterm: i32 = py
+            .import("_signal")
+            .and_then(|s| s.getattr("SIGTERM"))
+            .and_then(|v| v.extract())
+            .unwrap_or(15);
+        let _ = terminate_by(py, sigterm);
+    }
     program::flush_std_streams(py);
     let (files, mut save_warnings, save_error) = match saved {
         Some(saved) => (saved.files, saved.warnings, saved.error),
@@ -217,7 +228,7 @@ fn finish(py: Python<'_>) -> Option<Saved> {
     let mut warnings = Vec::new();
     timing::start("detach");
     // Both callers of `finish` end the process soon after.
-    if let Err(err) = tracer.stop(py, &session, true) {
+    if let Err(err) = tracer.stop(py, session, true) {
         warnings.push(format!(
             "could not detach the tracer cleanly: {}",
             err.value(py)
@@ -230,7 +241,7 @@ fn finish(py: Python<'_>) -> Option<Saved> {
     timing::start("analysis");
     let data = collect::collect(
         py,
-        &session,
+        session,
         &options.selection,
         &options.exclude,
         main_script.as_deref(),
@@ -282,14 +293,38 @@ fn restore_sigterm_handler(py: Python<'_>, previous: Option<Py<PyAny>>) {
     });
 }
 
-/// SIGTERM: save the data, then die of SIGTERM as the program would have.
+/// A SIGTERM arrived while the data was being saved; die of it afterwards.
+static TERMINATE_AFTER_SAVE: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// SIGTERM: save the data, then die of SIGTERM as the program would have
+/// without pycov (no flushing of its buffered output, no `atexit`).
 #[pyfunction]
 #[pyo3(name = "_pycov_sigterm")]
 fn on_sigterm(py: Python<'_>, signum: i32, _frame: &Bound<'_, PyAny>) -> PyResult<()> {
-    if let Some(saved) = finish(py) {
-        report_save(&saved.warnings, saved.error.as_ref());
+    let signal = py.import("_signal")?;
+    let installed = signal
+        .call_method1("getsignal", (signum,))?
+        .getattr("__name__")
+        .is_ok_and(|name| name.eq("_pycov_sigterm").unwrap_or(false));
+    if !installed {
+        // The program replaced us and its handler chains to "the previous
+        // handler": without pycov that was SIG_DFL, which it could not call.
+        return Ok(());
     }
-    program::flush_std_streams(py);
+    match finish(py) {
+        Some(saved) => report_save(&saved.warnings, saved.error.as_ref()),
+        None => {
+            // The normal end is saving right now: let it finish first.
+            TERMINATE_AFTER_SAVE.store(true, std::sync::atomic::Ordering::Relaxed);
+            return Ok(());
+        }
+    }
+    terminate_by(py, signum)
+}
+
+/// Resets `signum` to its default action and sends it to this process.
+fn terminate_by(py: Python<'_>, signum: i32) -> PyResult<()> {
     let signal = py.import("_signal")?;
     signal.call_method1("signal", (signum, signal.getattr("SIG_DFL")?))?;
     let os = py.import("os")?;

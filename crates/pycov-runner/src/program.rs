@@ -2,8 +2,9 @@
 //! would: `sys.argv`, `sys.path[0]`, a fresh `__main__`, exit status,
 //! tracebacks without pycov in them, and Python's shutdown order.
 
+use std::ffi::OsString;
 use std::io;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
 use pyo3::intern;
@@ -29,8 +30,9 @@ pub(crate) enum Prepared<'py> {
         code: Bound<'py, PyAny>,
         globals: Bound<'py, PyDict>,
     },
-    /// A module name for runpy.
-    Module(String),
+    /// A module for runpy: a name for `-m`, `__main__` for a directory or
+    /// zip archive (whose `sys.argv[0]` stays as given).
+    Module { name: String, alter_argv: bool },
 }
 
 /// Why the program could not be started.
@@ -59,24 +61,9 @@ fn errno_text(err: &io::Error) -> String {
     }
 }
 
-/// `os.path.abspath`: joined with the current directory, `.` and `..`
-/// resolved without looking at the file system.
+/// `os.path.abspath(path)` relative to `cwd`.
 pub(crate) fn absolute(path: &Path, cwd: &Path) -> PathBuf {
-    let mut out = if path.is_absolute() {
-        PathBuf::new()
-    } else {
-        cwd.to_path_buf()
-    };
-    for component in path.components() {
-        match component {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other.as_os_str()),
-        }
-    }
-    out
+    pycov_core::select::lexical_join(cwd, path)
 }
 
 /// Reads and compiles a script before measurement starts. A syntax error is
@@ -84,10 +71,18 @@ pub(crate) fn absolute(path: &Path, cwd: &Path) -> PathBuf {
 pub(crate) fn prepare_script<'py>(
     py: Python<'py>,
     script: &Path,
-    args: &[String],
+    args: &[OsString],
     cwd: &Path,
 ) -> Result<Result<Prepared<'py>, Ending>, StartError> {
     let path = absolute(script, cwd);
+    if path.is_dir() || is_zip_archive(py, &path) {
+        return run_archive(py, script, args, cwd)
+            .map(Ok)
+            .map_err(|source| StartError::CannotOpen {
+                path,
+                source: io::Error::other(source.to_string()),
+            });
+    }
     let source = std::fs::read(&path).map_err(|source| StartError::CannotOpen {
         path: path.clone(),
         source,
@@ -109,7 +104,7 @@ pub(crate) fn prepare_script<'py>(
         }
     };
     let setup = || -> PyResult<Bound<'py, PyDict>> {
-        let mut argv = vec![script.to_string_lossy().into_owned()];
+        let mut argv = vec![script.as_os_str().to_owned()];
         argv.extend(args.iter().cloned());
         set_argv(py, &argv)?;
         // `python script.py` puts the script's real directory first.
@@ -136,22 +131,60 @@ pub(crate) fn prepare_script<'py>(
     }
 }
 
+/// Whether `path` is a zip archive Python can run (`zipimport` accepts it,
+/// as Python's own path hooks decide).
+fn is_zip_archive(py: Python<'_>, path: &Path) -> bool {
+    path.is_file()
+        && py
+            .import("zipimport")
+            .and_then(|zipimport| zipimport.call_method1("zipimporter", (path.to_string_lossy(),)))
+            .is_ok()
+}
+
+/// `python DIR` / `python ARCHIVE.zip`: the directory or archive goes first
+/// on `sys.path` (joined to the current directory as text, as Python does)
+/// and its `__main__` module runs, `sys.argv[0]` staying as given.
+fn run_archive<'py>(
+    py: Python<'py>,
+    given: &Path,
+    args: &[OsString],
+    cwd: &Path,
+) -> PyResult<Prepared<'py>> {
+    let mut argv = vec![given.as_os_str().to_owned()];
+    argv.extend(args.iter().cloned());
+    set_argv(py, &argv)?;
+    let entry = if given.is_absolute() {
+        given.to_string_lossy().into_owned()
+    } else {
+        format!("{}/{}", cwd.to_string_lossy(), given.to_string_lossy())
+    };
+    set_path0(py, &entry)?;
+    fresh_main_module(py)?;
+    Ok(Prepared::Module {
+        name: "__main__".to_owned(),
+        alter_argv: false,
+    })
+}
+
 /// Sets up `sys.argv` and `sys.path` for `python -m module`.
 pub(crate) fn prepare_module<'py>(
     py: Python<'py>,
     module: &str,
-    args: &[String],
+    args: &[OsString],
     cwd: &Path,
 ) -> PyResult<Prepared<'py>> {
-    let mut argv = vec!["-m".to_owned()];
+    let mut argv = vec![OsString::from("-m")];
     argv.extend(args.iter().cloned());
     set_argv(py, &argv)?;
     set_path0(py, &cwd.to_string_lossy())?;
     fresh_main_module(py)?;
-    Ok(Prepared::Module(module.to_owned()))
+    Ok(Prepared::Module {
+        name: module.to_owned(),
+        alter_argv: true,
+    })
 }
 
-fn set_argv(py: Python<'_>, argv: &[String]) -> PyResult<()> {
+fn set_argv(py: Python<'_>, argv: &[OsString]) -> PyResult<()> {
     py.import("sys")?.setattr("argv", PyList::new(py, argv)?)
 }
 
@@ -200,34 +233,55 @@ pub(crate) fn execute(py: Python<'_>, prepared: Prepared<'_>) -> Result<Ending, 
             .and_then(|b| b.getattr("exec"))
             .and_then(|exec| exec.call1((code, &globals)))
             .map(drop),
-        Prepared::Module(name) => run_module(py, &name)?,
+        Prepared::Module { name, alter_argv } => run_module(py, &name, alter_argv)?,
     };
     Ok(ending(py, result))
 }
 
 /// `python -m name`: runpy's own entry point, so tracebacks show the same
 /// `<frozen runpy>` frames as Python's. A name that does not resolve is
-/// reported as a pycov error.
-fn run_module(py: Python<'_>, name: &str) -> Result<PyResult<()>, StartError> {
-    let runpy = match py.import("runpy") {
-        Ok(runpy) => runpy,
-        Err(err) => return Ok(Err(err)),
-    };
-    let lookup = runpy
-        .getattr("_Error")
-        .and_then(|error_class| runpy.call_method1("_get_module_details", (name, error_class)));
-    if let Err(err) = lookup {
-        let is_lookup_error = runpy
-            .getattr("_Error")
-            .is_ok_and(|class| err.get_type(py).is(&class));
-        if is_lookup_error {
-            return Err(StartError::NoModule(err.value(py).to_string()));
+/// reported as a pycov error instead of runpy's `python: No module named x`.
+fn run_module(py: Python<'_>, name: &str, alter_argv: bool) -> Result<PyResult<()>, StartError> {
+    let result = py
+        .import("runpy")
+        .and_then(|runpy| runpy.call_method1("_run_module_as_main", (name, alter_argv)))
+        .map(drop);
+    if let Err(err) = &result {
+        if let Some(message) = runpy_lookup_failure(py, err) {
+            return Err(StartError::NoModule(message));
         }
-        return Ok(Err(err));
     }
-    Ok(runpy
-        .call_method1("_run_module_as_main", (name, true))
-        .map(drop))
+    Ok(result)
+}
+
+/// The message of the `SystemExit` that `runpy._run_module_as_main` raises
+/// itself when the module cannot be found (`"{sys.executable}: {error}"`):
+/// raised in that frame, with nothing of the program below it.
+fn runpy_lookup_failure(py: Python<'_>, err: &PyErr) -> Option<String> {
+    if !err.is_instance_of::<PySystemExit>(py) {
+        return None;
+    }
+    let traceback = err.traceback(py)?;
+    let frame_name: String = traceback
+        .getattr("tb_frame")
+        .and_then(|f| f.getattr("f_code"))
+        .and_then(|c| c.getattr("co_name"))
+        .and_then(|n| n.extract())
+        .ok()?;
+    if frame_name != "_run_module_as_main" || !traceback.getattr("tb_next").ok()?.is_none() {
+        return None;
+    }
+    let message: String = err.value(py).getattr("code").ok()?.extract().ok()?;
+    let executable: String = py
+        .import("sys")
+        .ok()?
+        .getattr("executable")
+        .ok()?
+        .extract()
+        .ok()?;
+    message
+        .strip_prefix(&format!("{executable}: "))
+        .map(str::to_owned)
 }
 
 /// Turns the program's result into an exit status, printing what Python
@@ -262,7 +316,8 @@ fn system_exit_status(py: Python<'_>, err: &PyErr) -> i32 {
         return match code.extract::<i64>() {
             // Python truncates to a C int the same way.
             Ok(value) => value as i32,
-            Err(_) => 1,
+            // Beyond a C long, Python's PyLong_AsLong gives -1 (status 255).
+            Err(_) => -1,
         };
     }
     let printed = (|| -> PyResult<()> {

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyCode, PyDict, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyCode, PyDict, PyString};
 
 use pycov_core::{Decision, FileId, FileSelector, LineNo, Recorder};
 
@@ -23,11 +23,7 @@ compile_error!("pycov packs a generation and a file id into co_extra and needs 6
 
 static NEXT_GENERATION: AtomicU32 = AtomicU32::new(1);
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+use crate::util::{is_annotate, lock, nested_code_objects};
 
 /// A decision cached under a filename object's address, with the object
 /// kept alive so the address cannot be reused.
@@ -58,6 +54,7 @@ pub(crate) struct Session {
     recorder: Recorder,
     selector: FileSelector,
     cwd: PathBuf,
+    started: std::time::SystemTime,
     generation: u32,
     extra_index: isize,
     monitoring: Option<MonitoringHandles>,
@@ -86,6 +83,7 @@ impl Session {
             recorder: Recorder::new(),
             selector,
             cwd,
+            started: std::time::SystemTime::now(),
             generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
             extra_index: ffi::code_extra_index()?,
             monitoring: None,
@@ -101,6 +99,11 @@ impl Session {
 
     pub(crate) fn set_monitoring(&mut self, handles: MonitoringHandles) {
         self.monitoring = Some(handles);
+    }
+
+    /// When measurement started.
+    pub(crate) fn started(&self) -> std::time::SystemTime {
+        self.started
     }
 
     pub(crate) fn recorder(&self) -> &Recorder {
@@ -192,14 +195,12 @@ impl Session {
         true
     }
 
-    /// Turns on line measurement for `code` alone: `LINE` events, or, when
-    /// its lines lie more than 127 lines from its first line, `INSTRUCTION`
-    /// events. CPython 3.12/3.13 keep each instruction's line as an 8-bit
-    /// offset from the first line; beyond that, every `LINE` event scans the
-    /// whole line table twice (tens of thousands of instructions per event in
-    /// a big module's top-level code). `INSTRUCTION` callbacks get a bytecode
-    /// offset instead, which pycov maps to its line from the table it reads
-    /// once here.
+    /// Turns on line measurement for `code` alone: `LINE` events, or
+    /// `INSTRUCTION` events when CPython cannot store its lines compactly (see
+    /// [`LINE_DELTA_SHIFT`]): then every `LINE` event would scan the whole line
+    /// table (tens of thousands of instructions per event in a big module's
+    /// top-level code), while an `INSTRUCTION` callback gets a bytecode offset
+    /// that pycov maps to its line with the table it reads once here.
     fn enable_lines(
         &self,
         py: Python<'_>,
@@ -207,22 +208,26 @@ impl Session {
         code: &Bound<'_, PyAny>,
         file: FileId,
     ) {
-        let event = match long_span_lines(py, code) {
-            Ok(None) => monitoring.line_event.bind(py),
-            Ok(Some(lines)) => {
-                lock(&self.instruction_lines).insert(code.as_ptr() as usize, (file, lines));
-                monitoring.instruction_event.bind(py)
-            }
-            Err(err) => {
-                self.note_callback_error(py, err);
-                monitoring.line_event.bind(py)
-            }
+        let unit_lines = long_span_lines(py, code).unwrap_or_else(|err| {
+            self.note_callback_error(py, err);
+            None
+        });
+        let event = match unit_lines {
+            None => monitoring.line_event.bind(py),
+            Some(_) => monitoring.instruction_event.bind(py),
         };
         match monitoring
             .set_local_events
             .call1(py, (monitoring.tool_id.bind(py), code, event))
         {
-            Ok(_) => lock(&self.instrumented).push(code.clone().unbind()),
+            Ok(_) => {
+                // Kept alive in `instrumented`, so the address stays this
+                // code object's.
+                lock(&self.instrumented).push(code.clone().unbind());
+                if let Some(lines) = unit_lines {
+                    lock(&self.instruction_lines).insert(code.as_ptr() as usize, (file, lines));
+                }
+            }
             Err(err) => self.note_callback_error(py, err),
         }
     }
@@ -257,19 +262,11 @@ impl Session {
     ) -> PyResult<()> {
         let mut stack = vec![module.clone()];
         while let Some(code) = stack.pop() {
-            let consts = code
-                .getattr(intern!(py, "co_consts"))?
-                .cast_into::<PyTuple>()?;
-            for nested in consts.iter() {
-                if !nested.is_instance_of::<PyCode>()
-                    || self.is_decided(ffi::extra_of(&nested, self.extra_index))
-                {
+            for nested in nested_code_objects(&code)? {
+                if self.is_decided(ffi::extra_of(&nested, self.extra_index)) {
                     continue;
                 }
-                if nested
-                    .getattr(intern!(py, "co_name"))?
-                    .eq(intern!(py, "__annotate__"))?
-                {
+                if is_annotate(&nested)? {
                     ffi::set_extra(&nested, self.extra_index, self.pack(None));
                     continue;
                 }
@@ -302,10 +299,7 @@ impl Session {
         if !code.is_instance_of::<PyCode>() {
             return Ok(None);
         }
-        if code
-            .getattr(intern!(py, "co_name"))?
-            .eq(intern!(py, "__annotate__"))?
-        {
+        if is_annotate(code)? {
             return Ok(None);
         }
         let filename = code
@@ -352,7 +346,10 @@ impl Session {
         let joined = if path.is_absolute() {
             path.to_path_buf()
         } else {
-            self.cwd.join(path)
+            // Relative to where the program is now, as coverage.py resolves it.
+            std::env::current_dir()
+                .unwrap_or_else(|_| self.cwd.clone())
+                .join(path)
         };
         let canonical = std::fs::canonicalize(joined).ok()?;
         let metadata = std::fs::metadata(&canonical).ok()?;
@@ -381,7 +378,7 @@ impl Session {
         }
     }
 
-    /// `--source` packages that no measured module belonged to.
+    /// `--source` packages that some measured module belonged to.
     pub(crate) fn matched_packages(&self) -> HashSet<String> {
         lock(&self.matched_packages).clone()
     }

@@ -14,7 +14,7 @@ static PHASES: Mutex<Phases> = Mutex::new(Phases {
 });
 
 fn enabled() -> bool {
-    std::env::var("PYCOV_DEBUG").is_ok_and(|v| v.split(',').any(|item| item.trim() == "timing"))
+    crate::util::debugging("timing")
 }
 
 /// Ends the current phase and starts `name`.
@@ -22,7 +22,7 @@ pub(crate) fn start(name: &'static str) {
     if !enabled() {
         return;
     }
-    let mut phases = PHASES.lock().unwrap_or_else(|p| p.into_inner());
+    let mut phases = crate::util::lock(&PHASES);
     let now = Instant::now();
     if let Some((previous, since)) = phases.current.replace((name, now)) {
         phases
@@ -37,7 +37,7 @@ pub(crate) fn report(files: usize) {
         return;
     }
     start("");
-    let mut phases = PHASES.lock().unwrap_or_else(|p| p.into_inner());
+    let mut phases = crate::util::lock(&PHASES);
     let summary: Vec<String> = phases
         .done
         .drain(..)

@@ -29,8 +29,9 @@ pub(crate) fn for_interpreter(
 }
 
 /// Python 3.12+: `sys.monitoring` with native callbacks. `PY_START` decides
-/// once per code object and enables `LINE` locally for measured code; each
-/// `LINE` callback records one line and returns `DISABLE`.
+/// once per code object and enables `LINE` (or, for code objects with far
+/// apart lines, `INSTRUCTION`) events locally for measured code; each
+/// callback records one line and returns `DISABLE`.
 struct Monitoring {
     tool_id: u8,
 }

@@ -1,0 +1,42 @@
+//! Small helpers shared by the runner's modules.
+
+use std::sync::{Mutex, MutexGuard};
+
+/// Locks `mutex`, carrying on if a panic poisoned it (the data stays valid:
+/// every critical section is a single insert or read).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Whether `PYCOV_DEBUG` (comma-separated) names `topic`.
+pub(crate) fn debugging(topic: &str) -> bool {
+    std::env::var("PYCOV_DEBUG").is_ok_and(|v| v.split(',').any(|item| item.trim() == topic))
+}
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyCode, PyTuple};
+
+/// The code objects directly nested in `code` (its `co_consts`).
+pub(crate) fn nested_code_objects<'py>(
+    code: &Bound<'py, PyAny>,
+) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    let py = code.py();
+    let consts = code
+        .getattr(intern!(py, "co_consts"))?
+        .cast_into::<PyTuple>()?;
+    Ok(consts
+        .iter()
+        .filter(|c| c.is_instance_of::<PyCode>())
+        .collect())
+}
+
+/// Whether `code` is a deferred-annotations function (3.14+), which
+/// coverage.py ignores: it contributes no lines and is never measured.
+pub(crate) fn is_annotate(code: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let py = code.py();
+    code.getattr(intern!(py, "co_name"))?
+        .eq(intern!(py, "__annotate__"))
+}
