@@ -11,7 +11,7 @@
 //!   irrefutable `case` clauses. coverage.py gets these from `ast`; here they
 //!   come from the logical lines, which carry the same information.
 
-use pycov_core::{ExcludeRules, LineNo, LineSet};
+use pycov_core::{CodeRegion, ExcludeRules, LineNo, LineRanges, LineSet, RegionKind};
 
 use crate::tokenize::{tokenize, Kind, Token, TokenizeError};
 
@@ -35,6 +35,10 @@ pub struct SourceAnalysis {
     pub excluded: LineSet,
     /// Multi-line statements as inclusive `(first, last)` line ranges, sorted.
     multiline: Vec<(u32, u32)>,
+    /// Number of lines, as Python's `str.splitlines()` counts them.
+    pub line_count: u32,
+    /// Functions and classes, in source order (coverage.py's `code_regions`).
+    pub regions: Vec<CodeRegion>,
 }
 
 impl SourceAnalysis {
@@ -48,6 +52,19 @@ impl SourceAnalysis {
         for (first, last) in &self.multiline {
             out.extend_from_slice(&first.to_le_bytes());
             out.extend_from_slice(&last.to_le_bytes());
+        }
+        out.extend_from_slice(&self.line_count.to_le_bytes());
+        out.extend_from_slice(&(self.regions.len() as u32).to_le_bytes());
+        for region in &self.regions {
+            out.push(u8::from(region.kind == RegionKind::Class));
+            out.extend_from_slice(&(region.name.len() as u32).to_le_bytes());
+            out.extend_from_slice(region.name.as_bytes());
+            out.extend_from_slice(&region.start.get().to_le_bytes());
+            out.extend_from_slice(&(region.lines.ranges().len() as u32).to_le_bytes());
+            for (first, last) in region.lines.ranges() {
+                out.extend_from_slice(&first.get().to_le_bytes());
+                out.extend_from_slice(&last.get().to_le_bytes());
+            }
         }
         out
     }
@@ -70,13 +87,49 @@ impl SourceAnalysis {
         for _ in 0..ranges {
             multiline.push((u32_at(&mut pos)?, u32_at(&mut pos)?));
         }
-        if pos != bytes.len() || multiline.windows(2).any(|w| w[0].1 >= w[1].0) {
+        if multiline.windows(2).any(|w| w[0].1 >= w[1].0) {
+            return None;
+        }
+        let line_count = u32_at(&mut pos)?;
+        let count = u32_at(&mut pos)? as usize;
+        let mut regions = Vec::with_capacity(count.min(bytes.len() / 13));
+        for _ in 0..count {
+            let kind = match *bytes.get(pos)? {
+                0 => RegionKind::Function,
+                1 => RegionKind::Class,
+                _ => return None,
+            };
+            pos += 1;
+            let name_len = u32_at(&mut pos)? as usize;
+            let name = std::str::from_utf8(bytes.get(pos..pos.checked_add(name_len)?)?)
+                .ok()?
+                .to_owned();
+            pos += name_len;
+            let start = LineNo::new(u32_at(&mut pos)?)?;
+            let pairs = u32_at(&mut pos)? as usize;
+            let mut lines = Vec::with_capacity(pairs.min(bytes.len() / 8));
+            for _ in 0..pairs {
+                lines.push((
+                    LineNo::new(u32_at(&mut pos)?)?,
+                    LineNo::new(u32_at(&mut pos)?)?,
+                ));
+            }
+            regions.push(CodeRegion {
+                kind,
+                name,
+                start,
+                lines: LineRanges::from_pairs(lines)?,
+            });
+        }
+        if pos != bytes.len() {
             return None;
         }
         Some(SourceAnalysis {
             statements,
             excluded,
             multiline,
+            line_count,
+            regions,
         })
     }
 
@@ -122,6 +175,8 @@ pub fn analyze(
         statements: LineSet::new(),
         excluded: LineSet::new(),
         multiline,
+        line_count: count_lines(text),
+        regions: Vec::new(),
     };
 
     // `lines_matching` runs before the multi-line map exists, so the regex
@@ -137,6 +192,7 @@ pub fn analyze(
 
     let tree = LogicalLines::new(&tokens);
     let docstrings = tree.apply_tree_rules(&raw_statements, &mut analysis.excluded);
+    analysis.regions = tree.regions();
 
     let mut ignore = analysis.excluded.clone();
     ignore.union_with(&docstrings);
@@ -145,6 +201,32 @@ pub fn analyze(
     statements.subtract(&ignore);
     analysis.statements = statements;
     Ok(analysis)
+}
+
+/// `len(text.splitlines())`: `\n` (`\r` is already normalised away) and
+/// the other separators Python's `str.splitlines` knows end lines too.
+fn count_lines(text: &str) -> u32 {
+    let breaks = text
+        .chars()
+        .filter(|c| {
+            matches!(
+                c,
+                '\n' | '\x0b'
+                    | '\x0c'
+                    | '\x1c'
+                    | '\x1d'
+                    | '\x1e'
+                    | '\u{85}'
+                    | '\u{2028}'
+                    | '\u{2029}'
+            )
+        })
+        .count();
+    let unterminated = !text.is_empty()
+        && !text.ends_with([
+            '\n', '\x0b', '\x0c', '\x1c', '\x1d', '\x1e', '\u{85}', '\u{2028}', '\u{2029}',
+        ]);
+    u32::try_from(breaks + usize::from(unterminated)).unwrap_or(u32::MAX)
 }
 
 fn line(n: u32) -> Option<LineNo> {
@@ -378,6 +460,89 @@ impl<'t, 'a> LogicalLines<'t, 'a> {
             }
         }
         docstrings
+    }
+
+    /// coverage.py's `RegionFinder`: every function and class with its
+    /// qualified name and lines, with the same set operations in the same
+    /// order (a function's body lines go to the class directly around it and
+    /// come off the nearest enclosing function; a finished class's lines come
+    /// off every enclosing class).
+    fn regions(&self) -> Vec<CodeRegion> {
+        struct Open {
+            depth: usize,
+            kind: RegionKind,
+            name: String,
+            index: usize,
+        }
+        let mut regions: Vec<(RegionKind, String, u32, LineSet)> = Vec::new();
+        let mut open: Vec<Open> = Vec::new();
+        let close = |open: &mut Vec<Open>,
+                     regions: &mut Vec<(RegionKind, String, u32, LineSet)>,
+                     depth: usize| {
+            while open.last().is_some_and(|o| o.depth >= depth) {
+                let Some(done) = open.pop() else { break };
+                if done.kind == RegionKind::Class {
+                    let lines = regions[done.index].3.clone();
+                    for ancestor in open.iter().rev().filter(|a| a.kind == RegionKind::Class) {
+                        regions[ancestor.index].3.subtract(&lines);
+                    }
+                }
+            }
+        };
+        for index in 0..self.lines.len() {
+            let logical = self.lines[index];
+            close(&mut open, &mut regions, logical.depth);
+            let toks = self.toks(&logical);
+            let (kind, name_at) = if toks[0].is_name("def") {
+                (RegionKind::Function, 1)
+            } else if toks[0].is_name("async") && toks.get(1).is_some_and(|t| t.is_name("def")) {
+                (RegionKind::Function, 2)
+            } else if toks[0].is_name("class") {
+                (RegionKind::Class, 1)
+            } else {
+                continue;
+            };
+            let (Some(name), Some(body)) = (toks.get(name_at), self.body(index)) else {
+                continue;
+            };
+            let start = toks[0].start_line;
+            let mut lines = LineSet::new();
+            if kind == RegionKind::Function {
+                let (first, last) = self.body_span(&body);
+                insert_range(&mut lines, first, last);
+                if let Some(parent) = open.last().filter(|o| o.kind == RegionKind::Class) {
+                    regions[parent.index].3.union_with(&lines);
+                }
+                if let Some(function) = open.iter().rev().find(|o| o.kind == RegionKind::Function) {
+                    regions[function.index].3.subtract(&lines);
+                }
+            }
+            let qualified = open
+                .iter()
+                .map(|o| o.name.as_str())
+                .chain([name.text])
+                .collect::<Vec<_>>()
+                .join(".");
+            regions.push((kind, qualified, start, lines));
+            open.push(Open {
+                depth: logical.depth,
+                kind,
+                name: name.text.to_owned(),
+                index: regions.len() - 1,
+            });
+        }
+        close(&mut open, &mut regions, 0);
+        regions
+            .into_iter()
+            .filter_map(|(kind, name, start, lines)| {
+                Some(CodeRegion {
+                    kind,
+                    name,
+                    start: line(start)?,
+                    lines: LineRanges::from_set(&lines),
+                })
+            })
+            .collect()
     }
 
     fn def_rules(
@@ -686,6 +851,70 @@ mod tests {
         // coverage.py drops the docstring's whole line, statements included.
         let (statements, _) = run("def f(): 'doc'; return 1\nf()\n", &[1, 2]);
         assert_eq!(statements, vec![2]);
+    }
+
+    fn region_summary(text: &str) -> Vec<(RegionKind, String, u32, Vec<u32>)> {
+        let analysis = analyze(text, &LineSet::new(), &ExcludeRules::default()).expect("analyses");
+        analysis
+            .regions
+            .iter()
+            .map(|r| {
+                (
+                    r.kind,
+                    r.name.clone(),
+                    r.start.get(),
+                    nums(&r.lines.to_set()),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn regions_follow_coverage_py() {
+        // coverage.py 7.17.4's code_regions gives exactly this for this text.
+        let text = "\
+class A:
+    x = 1
+
+    def m(self):
+        y = 1
+
+        def inner():
+            return 2
+        return inner
+
+    class B:
+        def n(self): return 3
+
+@decorated
+async def g():
+    if True:
+        def nested(): pass
+    return 4
+";
+        use RegionKind::{Class, Function};
+        assert_eq!(
+            region_summary(text),
+            vec![
+                (Class, "A".into(), 1, vec![5, 6, 7, 8, 9]),
+                (Function, "A.m".into(), 4, vec![5, 6, 7, 9]),
+                (Function, "A.m.inner".into(), 7, vec![8]),
+                (Class, "A.B".into(), 11, vec![12]),
+                (Function, "A.B.n".into(), 12, vec![12]),
+                (Function, "g".into(), 15, vec![16, 18]),
+                (Function, "g.nested".into(), 17, vec![17]),
+            ]
+        );
+        let analysis = analyze(text, &LineSet::new(), &ExcludeRules::default()).expect("analyses");
+        assert_eq!(analysis.line_count, 18);
+    }
+
+    #[test]
+    fn line_count_is_splitlines() {
+        assert_eq!(count_lines(""), 0);
+        assert_eq!(count_lines("a\nb\n"), 2);
+        assert_eq!(count_lines("a\nb"), 2);
+        assert_eq!(count_lines("s = 'x\u{2028}y'\n"), 2);
     }
 
     #[test]

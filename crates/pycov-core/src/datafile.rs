@@ -14,6 +14,10 @@
 //!   statements bitset  u32 word count + u64 words (bit n = line n)
 //!   excluded   bitset
 //!   executed   bitset
+//!   (version 2 on:)
+//!   line count u32
+//!   regions    u32 count, then per region: u8 kind (0 function, 1 class),
+//!              str name, u32 start line, u32 range count, u32 pairs
 //! checksum   u64      xxh3-64 of every byte before it
 //! ```
 //!
@@ -27,12 +31,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use thiserror::Error;
 
-use crate::{CoverageData, DataMeta, FileCoverage, LineSet, SourceHash};
+use crate::{
+    CodeRegion, CoverageData, DataMeta, FileCoverage, LineNo, LineRanges, LineSet, RegionKind,
+    SourceHash,
+};
 
 /// The file's first bytes.
 pub const MAGIC: &[u8; 8] = b"PYCOV\0DF";
-/// The format version this build writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this build writes and the newest it reads. Version 1
+/// files (no line counts or regions) are still read.
+pub const FORMAT_VERSION: u32 = 2;
 /// The default data file name.
 pub const DEFAULT_DATA_FILE: &str = ".pycov";
 
@@ -97,6 +105,21 @@ pub fn encode(data: &CoverageData, out: &mut impl Write) -> io::Result<()> {
         buf.extend_from_slice(&file.source_hash.0);
         for set in [&file.statements, &file.excluded, &file.executed] {
             set.encode_into(&mut buf);
+        }
+        buf.extend_from_slice(&file.line_count.to_le_bytes());
+        put_u32(&mut buf, file.regions.len())?;
+        for region in &file.regions {
+            buf.push(match region.kind {
+                RegionKind::Function => 0,
+                RegionKind::Class => 1,
+            });
+            put_str(&mut buf, &region.name)?;
+            buf.extend_from_slice(&region.start.get().to_le_bytes());
+            put_u32(&mut buf, region.lines.ranges().len())?;
+            for (first, last) in region.lines.ranges() {
+                buf.extend_from_slice(&first.get().to_le_bytes());
+                buf.extend_from_slice(&last.get().to_le_bytes());
+            }
         }
     }
     let checksum = xxhash_rust::xxh3::xxh3_64(&buf);
@@ -188,6 +211,11 @@ fn decode_inner(bytes: &[u8]) -> Result<CoverageData, DecodeError> {
         let statements = reader.lineset(&path)?;
         let excluded = reader.lineset(&path)?;
         let executed = reader.lineset(&path)?;
+        let (line_count, regions) = if version >= 2 {
+            (reader.u32()?, reader.regions(&path)?)
+        } else {
+            (0, Vec::new())
+        };
         data.insert(
             path.clone(),
             FileCoverage {
@@ -195,6 +223,8 @@ fn decode_inner(bytes: &[u8]) -> Result<CoverageData, DecodeError> {
                 statements,
                 excluded,
                 executed,
+                line_count,
+                regions,
             },
         );
         previous = Some(path);
@@ -236,6 +266,47 @@ impl<'a> Reader<'a> {
         let raw = self.take(len)?;
         String::from_utf8(raw.to_vec())
             .map_err(|_| DecodeError::Corrupt("a string is not valid UTF-8".into()))
+    }
+
+    fn line(&mut self, path: &str) -> Result<LineNo, DecodeError> {
+        let raw = self.u32()?;
+        LineNo::new(raw)
+            .ok_or_else(|| DecodeError::Corrupt(format!("{path}: invalid line number {raw}")))
+    }
+
+    fn regions(&mut self, path: &str) -> Result<Vec<CodeRegion>, DecodeError> {
+        let count = self.u32()? as usize;
+        // Each region takes at least 13 bytes: never allocate more than the
+        // input could describe.
+        let mut regions = Vec::with_capacity(count.min(self.bytes.len() / 13));
+        for _ in 0..count {
+            let kind = match self.take(1)?[0] {
+                0 => RegionKind::Function,
+                1 => RegionKind::Class,
+                other => {
+                    return Err(DecodeError::Corrupt(format!(
+                        "{path}: unknown region kind {other}"
+                    )))
+                }
+            };
+            let name = self.string()?;
+            let start = self.line(path)?;
+            let ranges = self.u32()? as usize;
+            let mut pairs = Vec::with_capacity(ranges.min(self.bytes.len() / 8));
+            for _ in 0..ranges {
+                pairs.push((self.line(path)?, self.line(path)?));
+            }
+            let lines = LineRanges::from_pairs(pairs).ok_or_else(|| {
+                DecodeError::Corrupt(format!("{path}: region {name:?} has unordered lines"))
+            })?;
+            regions.push(CodeRegion {
+                kind,
+                name,
+                start,
+                lines,
+            });
+        }
+        Ok(regions)
     }
 
     fn lineset(&mut self, path: &str) -> Result<LineSet, DecodeError> {
@@ -329,7 +400,6 @@ fn temporary_sibling(path: &Path) -> io::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::LineNo;
     use proptest::prelude::*;
 
     fn lines(ns: &[u32]) -> LineSet {
@@ -348,6 +418,21 @@ mod tests {
                 statements: lines(&[1, 2, 70]),
                 excluded: lines(&[5]),
                 executed: lines(&[1, 70]),
+                line_count: 71,
+                regions: vec![
+                    CodeRegion {
+                        kind: RegionKind::Class,
+                        name: "Ä".into(),
+                        start: LineNo::FIRST,
+                        lines: LineRanges::default(),
+                    },
+                    CodeRegion {
+                        kind: RegionKind::Function,
+                        name: "Ä.method".into(),
+                        start: LineNo::new(2).expect("line"),
+                        lines: LineRanges::from_set(&lines(&[3, 4, 5, 70])),
+                    },
+                ],
             },
         );
         data.insert("/p/empty.py".into(), FileCoverage::default());
@@ -365,6 +450,28 @@ mod tests {
         let data = sample();
         let decoded = decode(&encoded(&data), Path::new("x")).expect("decode");
         assert_eq!(decoded, data);
+    }
+
+    #[test]
+    fn version_1_files_are_read_without_regions() {
+        // Version 1 is version 2 without line counts and regions.
+        let mut data = CoverageData::default();
+        data.insert(
+            "/p/a.py".into(),
+            FileCoverage {
+                statements: lines(&[1, 2]),
+                executed: lines(&[1]),
+                ..FileCoverage::default()
+            },
+        );
+        let current = encoded(&data);
+        let body = &current[..current.len() - 8];
+        // Drop the trailing line count and region count (two u32s).
+        let mut old = body[..body.len() - 8].to_vec();
+        old[8..12].copy_from_slice(&1u32.to_le_bytes());
+        let checksum = xxhash_rust::xxh3::xxh3_64(&old);
+        old.extend_from_slice(&checksum.to_le_bytes());
+        assert_eq!(decode(&old, Path::new("v1")).expect("version 1"), data);
     }
 
     #[test]
@@ -468,6 +575,8 @@ mod tests {
                     statements,
                     excluded: lines(&excl),
                     executed,
+                    line_count: 5000,
+                    regions: Vec::new(),
                 });
             }
             let decoded = decode(&encoded(&data), Path::new("p")).expect("decode");

@@ -23,6 +23,7 @@ mod lineset;
 mod model;
 mod options;
 mod recorder;
+mod region;
 pub mod select;
 
 pub use exclude::{ExcludeMatchError, ExcludePatternError, ExcludeRules, DEFAULT_EXCLUDE};
@@ -31,4 +32,5 @@ pub use lineset::{AtomicLineSet, Iter as LineSetIter, LineSet, LineSetDecodeErro
 pub use model::{to_hex, Counts, CoverageData, DataMeta, FileCoverage, MergeConflict, SourceHash};
 pub use options::{RunOptions, RunTarget};
 pub use recorder::{FileId, RecordedFile, Recorder};
+pub use region::{CodeRegion, LineRanges, RegionKind};
 pub use select::{Decision, FilePatterns, FileSelector, InterpreterPaths, PatternError, Selection};

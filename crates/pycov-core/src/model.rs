@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::LineSet;
+use crate::{CodeRegion, LineSet};
 
 /// A hash of a source file's bytes, to tell whether data still matches the
 /// file on disk.
@@ -54,6 +54,10 @@ pub struct FileCoverage {
     pub excluded: LineSet,
     /// Statements that ran.
     pub executed: LineSet,
+    /// Number of lines in the source.
+    pub line_count: u32,
+    /// Its functions and classes, in source order.
+    pub regions: Vec<CodeRegion>,
 }
 
 impl FileCoverage {
@@ -209,8 +213,8 @@ mod tests {
         FileCoverage {
             source_hash: SourceHash::of(b"x"),
             statements: lines(statements),
-            excluded: LineSet::new(),
             executed: lines(executed),
+            ..FileCoverage::default()
         }
     }
 

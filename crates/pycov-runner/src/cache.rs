@@ -20,7 +20,7 @@ use pyo3::prelude::*;
 use pycov_analysis::SourceAnalysis;
 use pycov_core::{datafile, ExcludeRules, SourceHash};
 
-const MAGIC: &[u8; 8] = b"PYCOVAC1";
+const MAGIC: &[u8; 8] = b"PYCOVAC2";
 const MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
 const TOUCH_AFTER: Duration = Duration::from_secs(24 * 3600);
 
@@ -63,7 +63,7 @@ impl AnalysisCache {
             identity.push('\0');
             identity.push_str(pattern);
         }
-        let dir = base.join("analysis-1");
+        let dir = base.join("analysis-2");
         fs::create_dir_all(&dir).ok()?;
         Some(AnalysisCache {
             dir,

@@ -214,6 +214,8 @@ fn drain(
                 .map_or_else(LineSet::new, |raw| analysis.executed(raw)),
             statements: analysis.statements,
             excluded: analysis.excluded,
+            line_count: analysis.line_count,
+            regions: analysis.regions,
         });
         if let Ok(mut results) = results.lock() {
             results.push((job.path, result, executed));
