@@ -21,6 +21,10 @@ pub enum Command {
     Run(RunArgs),
     /// Show a coverage summary table in the terminal.
     Report(ReportArgs),
+    /// Write a Cobertura XML report (GitLab, Codecov, Jenkins, Sonar, Azure).
+    Xml(XmlArgs),
+    /// Write an LCOV tracefile (genhtml, Coveralls, Codecov, diff-cover).
+    Lcov(LcovArgs),
     /// Write a coverage.py-compatible JSON report.
     Json(JsonArgs),
 }
@@ -73,8 +77,11 @@ pub struct RunArgs {
 /// Options shared by the report commands.
 #[derive(Debug, Args)]
 pub struct ReportCommon {
-    #[command(flatten)]
-    pub data_file: DataFileArg,
+    /// The data file to report [default: .pycov, or $PYCOV_FILE, or
+    /// data_file in [tool.pycov]]. Repeat to report several data files as
+    /// one.
+    #[arg(long = "data-file", value_name = "FILE")]
+    pub data_files: Vec<PathBuf>,
 
     /// Report only files matching these globs.
     #[arg(long, value_name = "GLOB", value_delimiter = ',')]
@@ -106,6 +113,60 @@ pub struct ReportArgs {
     /// Leave out files that are fully covered.
     #[arg(long)]
     pub skip_covered: bool,
+
+    /// Leave out files without statements.
+    #[arg(long)]
+    pub skip_empty: bool,
+
+    /// Order rows by name, stmts, miss or cover; a leading "-" reverses.
+    #[arg(long, value_name = "COLUMN", allow_hyphen_values = true)]
+    pub sort: Option<String>,
+
+    /// The whole table, a Markdown table, or only the total percentage.
+    #[arg(long, value_name = "FORMAT", value_parser = ["text", "markdown", "total"])]
+    pub format: Option<String>,
+}
+
+/// `pycov xml`.
+#[derive(Debug, Args)]
+pub struct XmlArgs {
+    #[command(flatten)]
+    pub common: ReportCommon,
+
+    /// Where to write the report ("-" for standard output).
+    #[arg(short = 'o', value_name = "FILE", default_value = "coverage.xml")]
+    pub output: PathBuf,
+
+    /// Name files and sources relative to the project (the current
+    /// directory, or --source-root), not absolutely: what GitLab and
+    /// SonarQube need when tests ran in another checkout or a container.
+    #[arg(long)]
+    pub relative_files: bool,
+
+    /// The directory written in <sources> and that file names are relative
+    /// to [default: the source directories of [tool.pycov], else the
+    /// current directory].
+    #[arg(long, value_name = "DIR")]
+    pub source_root: Option<PathBuf>,
+
+    /// Leave out files without statements.
+    #[arg(long)]
+    pub skip_empty: bool,
+}
+
+/// `pycov lcov`.
+#[derive(Debug, Args)]
+pub struct LcovArgs {
+    #[command(flatten)]
+    pub common: ReportCommon,
+
+    /// Where to write the report ("-" for standard output).
+    #[arg(short = 'o', value_name = "FILE", default_value = "coverage.lcov")]
+    pub output: PathBuf,
+
+    /// Leave out files without statements.
+    #[arg(long)]
+    pub skip_empty: bool,
 }
 
 /// `pycov json`.

@@ -26,6 +26,15 @@ pub struct Config {
     pub show_missing: Option<bool>,
     /// `skip_covered = true`
     pub skip_covered: Option<bool>,
+    /// `skip_empty = true`
+    pub skip_empty: Option<bool>,
+    /// `sort = "-cover"`
+    pub sort: Option<String>,
+    /// `relative_files = true`: the XML report names files and sources
+    /// relative to the project, not absolutely.
+    pub relative_files: Option<bool>,
+    /// `xml_package_depth = 2`: directory levels that make an XML package.
+    pub xml_package_depth: Option<usize>,
     /// `precision = 2`
     pub precision: Option<usize>,
     /// `fail_under = 90`
@@ -43,6 +52,10 @@ const KNOWN: &[&str] = &[
     "exclude_also",
     "show_missing",
     "skip_covered",
+    "skip_empty",
+    "sort",
+    "relative_files",
+    "xml_package_depth",
     "precision",
     "fail_under",
 ];
@@ -80,6 +93,10 @@ impl Config {
             exclude_also: field.strings("exclude_also")?.unwrap_or_default(),
             show_missing: field.boolean("show_missing")?,
             skip_covered: field.boolean("skip_covered")?,
+            skip_empty: field.boolean("skip_empty")?,
+            sort: field.string("sort")?,
+            relative_files: field.boolean("relative_files")?,
+            xml_package_depth: field.positive("xml_package_depth")?,
             precision: field.precision()?,
             fail_under: field.number("fail_under")?,
             unknown: Vec::new(),
@@ -156,6 +173,14 @@ impl Field<'_> {
         }
     }
 
+    fn positive(&self, key: &str) -> Result<Option<usize>> {
+        match self.table.get(key) {
+            None => Ok(None),
+            Some(toml::Value::Integer(n)) if (1..=1000).contains(n) => Ok(Some(*n as usize)),
+            Some(_) => Err(self.wrong(key, "an integer from 1 to 1000")),
+        }
+    }
+
     fn precision(&self) -> Result<Option<usize>> {
         match self.table.get("precision") {
             None => Ok(None),
@@ -186,6 +211,10 @@ mod tests {
             show_missing = true
             precision = 2
             fail_under = 87.5
+            skip_empty = true
+            sort = "-Cover"
+            relative_files = true
+            xml_package_depth = 2
             colour = "always"
             "#,
         )
@@ -198,6 +227,10 @@ mod tests {
         assert_eq!(config.fail_under, Some(87.5));
         assert_eq!(config.unknown, vec!["colour"]);
         assert_eq!(config.exclude_lines, None);
+        assert_eq!(config.skip_empty, Some(true));
+        assert_eq!(config.sort.as_deref(), Some("-Cover"));
+        assert_eq!(config.relative_files, Some(true));
+        assert_eq!(config.xml_package_depth, Some(2));
     }
 
     #[test]

@@ -24,11 +24,13 @@ use pycov_core::{
     datafile, CoverageData, ExcludeRules, FilePatterns, RunOptions, RunTarget, Selection,
 };
 use pycov_report::json::{write_json, JsonOptions};
+use pycov_report::lcov::write_lcov;
 use pycov_report::numbers::{fail_under, percent};
-use pycov_report::text::{write_text, TextOptions};
+use pycov_report::text::{write_text, SortOrder, TextFormat, TextOptions};
+use pycov_report::xml::{write_xml, XmlOptions};
 use pycov_report::{report_files, ReportError, ReportFile};
 
-use args::{Cli, Command, JsonArgs, ReportArgs, ReportCommon, RunArgs};
+use args::{Cli, Command, JsonArgs, LcovArgs, ReportArgs, ReportCommon, RunArgs, XmlArgs};
 pub use config::Config;
 
 /// Exit status for pycov's own errors (coverage.py's `ERR`).
@@ -95,6 +97,8 @@ pub fn main(args: Vec<OsString>, runner: Option<&dyn ProgramRunner>) -> Outcome 
             None => delegate_to_python(&args),
         },
         Command::Report(report) => report_command(report),
+        Command::Xml(xml) => xml_command(xml),
+        Command::Lcov(lcov) => lcov_command(lcov),
         Command::Json(json) => json_command(json),
     };
     match result {
@@ -251,14 +255,15 @@ fn is_module_name(name: &str) -> bool {
 /// The data and the files to report, filtered by `--include`/`--omit`.
 struct Loaded {
     data: CoverageData,
-    relative_to: String,
+    /// The canonical current directory: report names are relative to it.
+    cwd: String,
     include: FilePatterns,
     omit: FilePatterns,
 }
 
 impl Loaded {
     fn files(&self) -> Vec<ReportFile<'_>> {
-        report_files(&self.data, &self.relative_to)
+        report_files(&self.data, &self.cwd)
             .into_iter()
             .filter(|f| self.include.is_empty() || self.include.is_match(f.path))
             .filter(|f| !self.omit.is_match(f.path))
@@ -266,22 +271,90 @@ impl Loaded {
     }
 }
 
+/// Reads the data files (`--data-file`, repeatable, else the default one)
+/// and unions them.
 fn load(common: &ReportCommon, config: &Config, cwd: &Path) -> Result<Loaded> {
-    let path = data_file_path(common.data_file.data_file.as_ref(), config, cwd);
-    if !path.exists() {
-        anyhow::bail!(
-            "no data file {} (measure with `pycov run` first)",
-            path.display()
-        );
+    let paths: Vec<PathBuf> = if common.data_files.is_empty() {
+        vec![data_file_path(None, config, cwd)]
+    } else {
+        common
+            .data_files
+            .iter()
+            .map(|flag| data_file_path(Some(flag), config, cwd))
+            .collect()
+    };
+    let mut data: Option<CoverageData> = None;
+    for path in &paths {
+        if !path.exists() {
+            anyhow::bail!(
+                "no data file {} (measure with `pycov run` first)",
+                path.display()
+            );
+        }
+        let more = datafile::read(path)?;
+        match data.as_mut() {
+            None => data = Some(more),
+            Some(merged) => {
+                if let Some(conflict) = merged.merge(more).first() {
+                    anyhow::bail!(
+                        "{} measured a different version of {} than the data files before it; report them separately",
+                        path.display(),
+                        conflict.path
+                    );
+                }
+            }
+        }
     }
-    let data = datafile::read(&path)?;
     let canonical_cwd = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
     Ok(Loaded {
-        data,
-        relative_to: canonical_cwd.to_string_lossy().into_owned(),
+        data: data.unwrap_or_default(),
+        cwd: canonical_cwd.to_string_lossy().into_owned(),
         include: FilePatterns::new(&common.include, &canonical_cwd)?,
         omit: FilePatterns::new(&common.omit, &canonical_cwd)?,
     })
+}
+
+/// The total percentage the file reports check `--fail-under` against:
+/// coverage.py's `n_statements and pc_covered`, 0 without statements.
+fn total_or_zero(totals: &pycov_core::Counts) -> f64 {
+    if totals.statements == 0 {
+        0.0
+    } else {
+        percent(totals)
+    }
+}
+
+fn precision(common: &ReportCommon, config: &Config) -> usize {
+    common
+        .precision
+        .map(usize::from)
+        .or(config.precision)
+        .unwrap_or(0)
+}
+
+/// Writes a finished report to `output` ("-": standard output) atomically,
+/// and says so as coverage.py does.
+fn write_report(output: &Path, cwd: &Path, kind: &str, report: &[u8]) -> Result<()> {
+    if output == Path::new("-") {
+        let mut out = io::stdout().lock();
+        out.write_all(report)?;
+        out.flush()?;
+    } else {
+        let path = cwd.join(output);
+        datafile::write_atomically(&path, report)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("Wrote {kind} report to {}", output.display());
+    }
+    Ok(())
+}
+
+/// Whether standard output should get colours: a terminal, and neither
+/// `NO_COLOR` (https://no-color.org) nor `TERM=dumb`.
+fn stdout_wants_colour() -> bool {
+    use std::io::IsTerminal;
+    io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
 }
 
 /// Applies `--fail-under` (flag, else config) to a total percentage.
@@ -309,16 +382,27 @@ fn check_fail_under(
 fn report_command(args: ReportArgs) -> Result<Outcome> {
     let cwd = current_dir()?;
     let config = load_config(&cwd)?;
+    let format = match &args.format {
+        Some(format) => format.parse::<TextFormat>().map_err(|e| anyhow!(e))?,
+        None => TextFormat::default(),
+    };
+    // As coverage.py: an empty sort means by name, and only tables sort.
+    let sort = match args.sort.as_ref().or(config.sort.as_ref()) {
+        Some(sort) if !sort.is_empty() && format != TextFormat::Total => {
+            sort.parse::<SortOrder>().map_err(|e| anyhow!(e))?
+        }
+        _ => SortOrder::default(),
+    };
     let loaded = load(&args.common, &config, &cwd)?;
     let options = TextOptions {
         show_missing: args.show_missing || config.show_missing.unwrap_or(false),
         skip_covered: args.skip_covered || config.skip_covered.unwrap_or(false),
-        precision: args
-            .common
-            .precision
-            .map(usize::from)
-            .or(config.precision)
-            .unwrap_or(0),
+        skip_empty: args.skip_empty || config.skip_empty.unwrap_or(false),
+        precision: precision(&args.common, &config),
+        sort,
+        format,
+        colour: stdout_wants_colour(),
+        fail_under: args.common.fail_under.or(config.fail_under),
     };
     let mut out = io::stdout().lock();
     let totals = write_text(&loaded.files(), &options, &mut out)?;
@@ -326,16 +410,75 @@ fn report_command(args: ReportArgs) -> Result<Outcome> {
     check_fail_under(percent(&totals), &args.common, &config, options.precision)
 }
 
+fn xml_command(args: XmlArgs) -> Result<Outcome> {
+    let cwd = current_dir()?;
+    let config = load_config(&cwd)?;
+    let loaded = load(&args.common, &config, &cwd)?;
+    let source_roots = match &args.source_root {
+        Some(root) => {
+            let dir = cwd.join(root);
+            let canonical = std::fs::canonicalize(&dir)
+                .with_context(|| format!("--source-root {}", root.display()))?;
+            if !canonical.is_dir() {
+                anyhow::bail!("--source-root {}: not a directory", root.display());
+            }
+            vec![canonical.to_string_lossy().into_owned()]
+        }
+        None => config
+            .source
+            .iter()
+            .map(|source| cwd.join(source))
+            .filter(|dir| dir.is_dir())
+            .filter_map(|dir| std::fs::canonicalize(dir).ok())
+            .map(|dir| dir.to_string_lossy().into_owned())
+            .collect(),
+    };
+    let options = XmlOptions {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        timestamp_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis()),
+        source_roots,
+        base_dir: loaded.cwd.clone(),
+        relative_sources: args.relative_files || config.relative_files.unwrap_or(false),
+        package_depth: config.xml_package_depth.unwrap_or(99),
+        skip_empty: args.skip_empty || config.skip_empty.unwrap_or(false),
+    };
+    let mut report = Vec::new();
+    let totals = write_xml(&loaded.files(), &options, &mut report)?;
+    write_report(&args.output, &cwd, "XML", &report)?;
+    check_fail_under(
+        total_or_zero(&totals),
+        &args.common,
+        &config,
+        precision(&args.common, &config),
+    )
+}
+
+fn lcov_command(args: LcovArgs) -> Result<Outcome> {
+    let cwd = current_dir()?;
+    let config = load_config(&cwd)?;
+    let loaded = load(&args.common, &config, &cwd)?;
+    let mut files = loaded.files();
+    if args.skip_empty || config.skip_empty.unwrap_or(false) {
+        files.retain(|f| f.counts.statements > 0);
+    }
+    let mut report = Vec::new();
+    let totals = write_lcov(&files, &mut report)?;
+    write_report(&args.output, &cwd, "LCOV", &report)?;
+    check_fail_under(
+        total_or_zero(&totals),
+        &args.common,
+        &config,
+        precision(&args.common, &config),
+    )
+}
+
 fn json_command(args: JsonArgs) -> Result<Outcome> {
     let cwd = current_dir()?;
     let config = load_config(&cwd)?;
     let loaded = load(&args.common, &config, &cwd)?;
-    let precision = args
-        .common
-        .precision
-        .map(usize::from)
-        .or(config.precision)
-        .unwrap_or(0);
+    let precision = precision(&args.common, &config);
     let options = JsonOptions {
         pretty: args.pretty_print,
         precision,
@@ -344,24 +487,10 @@ fn json_command(args: JsonArgs) -> Result<Outcome> {
             .format("%Y-%m-%dT%H:%M:%S%.6f")
             .to_string(),
     };
-    let mut buffer = Vec::new();
-    let totals = write_json(&loaded.files(), &options, &mut buffer)?;
-    if args.output == Path::new("-") {
-        let mut out = io::stdout().lock();
-        out.write_all(&buffer)?;
-        out.flush()?;
-    } else {
-        let path = cwd.join(&args.output);
-        datafile::write_atomically(&path, &buffer)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        println!("Wrote JSON report to {}", args.output.display());
-    }
-    let total = if totals.statements == 0 {
-        0.0
-    } else {
-        percent(&totals)
-    };
-    check_fail_under(total, &args.common, &config, precision)
+    let mut report = Vec::new();
+    let totals = write_json(&loaded.files(), &options, &mut report)?;
+    write_report(&args.output, &cwd, "JSON", &report)?;
+    check_fail_under(total_or_zero(&totals), &args.common, &config, precision)
 }
 
 /// The standalone binary cannot run Python code itself: it replaces itself

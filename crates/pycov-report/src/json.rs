@@ -1,15 +1,16 @@
-//! coverage.py's JSON report, byte for byte in its layout: `json.dump` with
-//! Python's separators (`", "`, `": "`, or 4-space indentation when pretty).
+//! coverage.py's JSON report (format 3: with per-file `functions` and
+//! `classes`), in its layout: `json.dump` with Python's separators
+//! (`", "`, `": "`, or 4-space indentation when pretty).
 
 use std::io::Write;
 
-use pycov_core::Counts;
+use pycov_core::{Counts, LineNo, LineSet, RegionKind};
 
-use crate::numbers::{display_percent, percent, python_float_repr};
-use crate::{total, ReportError, ReportFile};
+use crate::numbers::{display_percent, percent, push_uint, python_float_repr};
+use crate::{named_regions, outside_regions, total, Narrowed, ReportError, ReportFile};
 
-/// The JSON format version: coverage.py's 2 (no function and class regions).
-pub const FORMAT: u32 = 2;
+/// The JSON format version (coverage.py's 3 has function and class regions).
+pub const FORMAT: u32 = 3;
 
 /// Options and provenance of the JSON report.
 #[derive(Clone, Debug, Default)]
@@ -51,26 +52,52 @@ pub fn write_json(
         ("branch_coverage".into(), Value::Bool(false)),
         ("show_contexts".into(), Value::Bool(false)),
     ]);
+    let lines = |set: &LineSet| Value::Ints(set.iter().map(|l| l.get()).collect());
+    let list = |lines: &[LineNo]| Value::Ints(lines.iter().map(|l| l.get()).collect());
     let entries = files
         .iter()
         .map(|file| {
-            let lines =
-                |set: &pycov_core::LineSet| Value::Ints(set.iter().map(|l| l.get()).collect());
-            let body = Value::Object(vec![
+            let coverage = file.coverage;
+            let mut body = vec![
                 (
                     "executed_lines".into(),
-                    lines(
-                        &file
-                            .coverage
-                            .executed
-                            .intersection(&file.coverage.statements),
-                    ),
+                    lines(&coverage.executed.intersection(&coverage.statements)),
                 ),
                 ("summary".into(), summary(&file.counts, options.precision)),
-                ("missing_lines".into(), lines(&file.coverage.missing())),
-                ("excluded_lines".into(), lines(&file.coverage.excluded)),
-            ]);
-            (file.name.clone(), body)
+                ("missing_lines".into(), lines(&coverage.missing())),
+                ("excluded_lines".into(), lines(&coverage.excluded)),
+            ];
+            for (kind, plural) in [
+                (RegionKind::Function, "functions"),
+                (RegionKind::Class, "classes"),
+            ] {
+                let region_entry = |narrowed: &Narrowed, start: u32| {
+                    Value::Object(vec![
+                        ("executed_lines".into(), list(&narrowed.executed)),
+                        (
+                            "summary".into(),
+                            summary(&narrowed.counts(), options.precision),
+                        ),
+                        ("missing_lines".into(), list(&narrowed.missing)),
+                        ("excluded_lines".into(), list(&narrowed.excluded)),
+                        ("start_line".into(), Value::Int(start as usize)),
+                    ])
+                };
+                let mut regions: Vec<(String, Value)> = named_regions(coverage, kind)
+                    .iter()
+                    .map(|(name, region, narrowed)| {
+                        (name.clone(), region_entry(narrowed, region.start.get()))
+                    })
+                    .collect();
+                let outside = outside_regions(coverage, kind);
+                let start = outside.bounds().map_or(1, |(first, _)| first.get());
+                regions.push((
+                    String::new(),
+                    region_entry(&Narrowed::new(coverage, &outside), start),
+                ));
+                body.push((plural.into(), Value::Object(regions)));
+            }
+            (file.name.clone(), Value::Object(body))
         })
         .collect();
     let report = Value::Object(vec![
@@ -106,14 +133,13 @@ fn summary(counts: &Counts, precision: usize) -> Value {
 
 fn render(value: &Value, pretty: bool, depth: usize, out: &mut String) {
     match value {
-        Value::Int(n) => out.push_str(&n.to_string()),
+        Value::Int(n) => push_uint(out, *n as u64),
         Value::Float(x) => out.push_str(&python_float_repr(*x)),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Str(s) => quote(s, out),
         Value::Ints(items) => {
-            let items: Vec<Value> = items.iter().map(|&n| Value::Int(n as usize)).collect();
             sequence(out, pretty, depth, '[', ']', items.len(), |i, out| {
-                render(&items[i], pretty, depth + 1, out);
+                push_uint(out, u64::from(items[i]));
             });
         }
         Value::Object(entries) => {
@@ -143,6 +169,11 @@ fn sequence(
         out.push(close);
         return;
     }
+    let indent = |out: &mut String, levels: usize| {
+        for _ in 0..levels {
+            out.push_str("    ");
+        }
+    };
     for i in 0..len {
         if i > 0 {
             out.push(',');
@@ -152,13 +183,13 @@ fn sequence(
         }
         if pretty {
             out.push('\n');
-            out.push_str(&"    ".repeat(depth + 1));
+            indent(out, depth + 1);
         }
         item(i, out);
     }
     if pretty {
         out.push('\n');
-        out.push_str(&"    ".repeat(depth));
+        indent(out, depth);
     }
     out.push(close);
 }
@@ -222,14 +253,14 @@ mod tests {
 
     #[test]
     fn compact_layout_is_pythons() {
-        insta::assert_snapshot!(render_report(false), @r#"{"meta": {"format": 2, "version": "0.1.0", "timestamp": "2026-11-25T18:47:27.738760", "branch_coverage": false, "show_contexts": false}, "files": {"a\"\u00e9.py": {"executed_lines": [1, 2], "summary": {"covered_lines": 2, "num_statements": 3, "percent_covered": 66.66666666666667, "percent_covered_display": "67", "missing_lines": 1, "excluded_lines": 1, "percent_statements_covered": 66.66666666666667, "percent_statements_covered_display": "67"}, "missing_lines": [3], "excluded_lines": [5]}, "empty.py": {"executed_lines": [], "summary": {"covered_lines": 0, "num_statements": 0, "percent_covered": 100.0, "percent_covered_display": "100", "missing_lines": 0, "excluded_lines": 0, "percent_statements_covered": 100.0, "percent_statements_covered_display": "100"}, "missing_lines": [], "excluded_lines": []}}, "totals": {"covered_lines": 2, "num_statements": 3, "percent_covered": 66.66666666666667, "percent_covered_display": "67", "missing_lines": 1, "excluded_lines": 1, "percent_statements_covered": 66.66666666666667, "percent_statements_covered_display": "67"}}"#);
+        insta::assert_snapshot!(render_report(false), @r#"{"meta": {"format": 3, "version": "0.1.0", "timestamp": "2026-11-25T18:47:27.738760", "branch_coverage": false, "show_contexts": false}, "files": {"a\"\u00e9.py": {"executed_lines": [1, 2], "summary": {"covered_lines": 2, "num_statements": 3, "percent_covered": 66.66666666666667, "percent_covered_display": "67", "missing_lines": 1, "excluded_lines": 1, "percent_statements_covered": 66.66666666666667, "percent_statements_covered_display": "67"}, "missing_lines": [3], "excluded_lines": [5], "functions": {"": {"executed_lines": [1, 2], "summary": {"covered_lines": 2, "num_statements": 3, "percent_covered": 66.66666666666667, "percent_covered_display": "67", "missing_lines": 1, "excluded_lines": 1, "percent_statements_covered": 66.66666666666667, "percent_statements_covered_display": "67"}, "missing_lines": [3], "excluded_lines": [5], "start_line": 1}}, "classes": {"": {"executed_lines": [1, 2], "summary": {"covered_lines": 2, "num_statements": 3, "percent_covered": 66.66666666666667, "percent_covered_display": "67", "missing_lines": 1, "excluded_lines": 1, "percent_statements_covered": 66.66666666666667, "percent_statements_covered_display": "67"}, "missing_lines": [3], "excluded_lines": [5], "start_line": 1}}}, "empty.py": {"executed_lines": [], "summary": {"covered_lines": 0, "num_statements": 0, "percent_covered": 100.0, "percent_covered_display": "100", "missing_lines": 0, "excluded_lines": 0, "percent_statements_covered": 100.0, "percent_statements_covered_display": "100"}, "missing_lines": [], "excluded_lines": [], "functions": {"": {"executed_lines": [], "summary": {"covered_lines": 0, "num_statements": 0, "percent_covered": 100.0, "percent_covered_display": "100", "missing_lines": 0, "excluded_lines": 0, "percent_statements_covered": 100.0, "percent_statements_covered_display": "100"}, "missing_lines": [], "excluded_lines": [], "start_line": 1}}, "classes": {"": {"executed_lines": [], "summary": {"covered_lines": 0, "num_statements": 0, "percent_covered": 100.0, "percent_covered_display": "100", "missing_lines": 0, "excluded_lines": 0, "percent_statements_covered": 100.0, "percent_statements_covered_display": "100"}, "missing_lines": [], "excluded_lines": [], "start_line": 1}}}}, "totals": {"covered_lines": 2, "num_statements": 3, "percent_covered": 66.66666666666667, "percent_covered_display": "67", "missing_lines": 1, "excluded_lines": 1, "percent_statements_covered": 66.66666666666667, "percent_statements_covered_display": "67"}}"#);
     }
 
     #[test]
     fn pretty_layout_indents_by_four() {
         let text = render_report(true);
         assert!(
-            text.starts_with("{\n    \"meta\": {\n        \"format\": 2,\n"),
+            text.starts_with("{\n    \"meta\": {\n        \"format\": 3,\n"),
             "{text}"
         );
         assert!(

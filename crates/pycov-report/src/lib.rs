@@ -21,10 +21,12 @@
 //! ```
 
 pub mod json;
+pub mod lcov;
 pub mod numbers;
 pub mod text;
+pub mod xml;
 
-use pycov_core::{Counts, CoverageData, FileCoverage};
+use pycov_core::{CodeRegion, Counts, CoverageData, FileCoverage, LineNo, LineRanges, RegionKind};
 
 /// Why a report could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -71,4 +73,115 @@ pub fn report_files<'a>(data: &'a CoverageData, relative_to: &str) -> Vec<Report
 /// The sum over `files`.
 pub fn total(files: &[ReportFile<'_>]) -> Counts {
     files.iter().map(|f| f.counts).sum()
+}
+
+/// The part of a file's coverage that lies in some lines (coverage.py's
+/// `AnalysisNarrower`), as ascending line lists: a region costs its own
+/// size, not its file's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Narrowed {
+    /// Statements in the lines.
+    pub statements: Vec<LineNo>,
+    /// Of those, the ones that ran.
+    pub executed: Vec<LineNo>,
+    /// Of those, the ones that did not.
+    pub missing: Vec<LineNo>,
+    /// Excluded lines in the lines.
+    pub excluded: Vec<LineNo>,
+}
+
+impl Narrowed {
+    /// `coverage`, restricted to `lines`.
+    pub fn new(coverage: &FileCoverage, lines: &LineRanges) -> Narrowed {
+        let last = coverage
+            .statements
+            .last()
+            .max(coverage.excluded.last())
+            .map_or(0, LineNo::get);
+        let mut narrowed = Narrowed::default();
+        for line in lines.lines_up_to(last) {
+            if coverage.statements.contains(line) {
+                narrowed.statements.push(line);
+                if coverage.executed.contains(line) {
+                    narrowed.executed.push(line);
+                } else {
+                    narrowed.missing.push(line);
+                }
+            } else if coverage.excluded.contains(line) {
+                narrowed.excluded.push(line);
+            }
+        }
+        narrowed
+    }
+
+    /// The counts of the narrowed part.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            files: 1,
+            statements: self.statements.len(),
+            executed: self.executed.len(),
+            missing: self.missing.len(),
+            excluded: self.excluded.len(),
+        }
+    }
+}
+
+/// The regions of one kind with their names as coverage.py's JSON report
+/// shows them, in order of their start line: a name that appears twice
+/// keeps it for the first region with statements; the others get
+/// `@<start line>` appended.
+pub fn named_regions(
+    file: &FileCoverage,
+    kind: RegionKind,
+) -> Vec<(String, &CodeRegion, Narrowed)> {
+    let mut regions: Vec<(&CodeRegion, Narrowed)> = file
+        .regions
+        .iter()
+        .filter(|r| r.kind == kind)
+        .map(|r| (r, Narrowed::new(file, &r.lines)))
+        .collect();
+    regions.sort_by_key(|(r, _)| r.start);
+    let with_statements: std::collections::HashSet<&str> = regions
+        .iter()
+        .filter(|(_, n)| !n.statements.is_empty())
+        .map(|(r, _)| r.name.as_str())
+        .collect();
+    let mut used = std::collections::HashSet::new();
+    regions
+        .into_iter()
+        .map(|(region, narrowed)| {
+            let plain = region.name.clone();
+            let taken = used.contains(&plain)
+                || (with_statements.contains(plain.as_str()) && narrowed.statements.is_empty());
+            let name = if taken {
+                format!("{plain}@{}", region.start)
+            } else {
+                plain
+            };
+            used.insert(name.clone());
+            (name, region, narrowed)
+        })
+        .collect()
+}
+
+/// The lines of `file` outside every region of `kind` (coverage.py's
+/// `outside_lines`: all lines of the source not claimed by one).
+pub fn outside_regions(file: &FileCoverage, kind: RegionKind) -> LineRanges {
+    LineRanges::complement(
+        file.regions
+            .iter()
+            .filter(|r| r.kind == kind)
+            .map(|r| &r.lines),
+        last_line(file),
+    )
+}
+
+/// The file's last line: its line count, or for data written without one
+/// (data file version 1) the highest line the data mentions.
+fn last_line(file: &FileCoverage) -> u32 {
+    [&file.statements, &file.executed, &file.excluded]
+        .into_iter()
+        .filter_map(|lines| lines.last())
+        .map(LineNo::get)
+        .fold(file.line_count, u32::max)
 }

@@ -152,7 +152,7 @@ pub fn human_cmp(a: &str, b: &str) -> Ordering {
     let (ka, kb) = (human_chunks(a), human_chunks(b));
     for (x, y) in ka.iter().zip(&kb) {
         let ord = match (x, y) {
-            (Chunk::Number(x), Chunk::Number(y)) => x.cmp(y),
+            (Chunk::Number(x), Chunk::Number(y)) => compare_digits(x, y),
             (Chunk::Text(x), Chunk::Text(y)) => x.cmp(y),
             (Chunk::Number(_), Chunk::Text(_)) => Ordering::Less,
             (Chunk::Text(_), Chunk::Number(_)) => Ordering::Greater,
@@ -167,7 +167,14 @@ pub fn human_cmp(a: &str, b: &str) -> Ordering {
 #[derive(Debug)]
 enum Chunk<'a> {
     Text(&'a str),
-    Number(u128),
+    /// A run of ASCII digits, compared by value (of any length).
+    Number(&'a str),
+}
+
+/// Two digit runs compared as the integers they spell.
+fn compare_digits(a: &str, b: &str) -> Ordering {
+    let (a, b) = (a.trim_start_matches('0'), b.trim_start_matches('0'));
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
 /// `re.split(r"(\d+)", s)` with the numbers parsed: always text, number,
@@ -184,8 +191,7 @@ fn human_chunks(s: &str) -> Vec<Chunk<'_>> {
             while i < bytes.len() && bytes[i].is_ascii_digit() {
                 i += 1;
             }
-            let number = s[digits_start..i].parse().unwrap_or(u128::MAX);
-            chunks.push(Chunk::Number(number));
+            chunks.push(Chunk::Number(&s[digits_start..i]));
             start = i;
         } else {
             i += 1;
@@ -195,18 +201,71 @@ fn human_chunks(s: &str) -> Vec<Chunk<'_>> {
     chunks
 }
 
-/// coverage.py's `neutralize_control`: non-printable characters (controls,
-/// and separators other than the space) become `?`.
+/// coverage.py's `neutralize_control`: characters Python does not call
+/// printable become `?`: controls, separators other than the space, format
+/// characters (bidirectional overrides, zero-width ones), private-use and
+/// noncharacters. What is left is safe in XML 1.0, LCOV and a terminal.
 pub fn neutralize_control(text: &str) -> String {
+    if !text.chars().any(is_unprintable) {
+        return text.to_owned();
+    }
     text.chars()
-        .map(|c| {
-            if c.is_control() || (c.is_whitespace() && c != ' ') {
-                '?'
-            } else {
-                c
-            }
-        })
+        .map(|c| if is_unprintable(c) { '?' } else { c })
         .collect()
+}
+
+fn is_unprintable(c: char) -> bool {
+    let code = c as u32;
+    c.is_control()
+        || (c.is_whitespace() && c != ' ')
+        || is_format_character(code)
+        || matches!(code, 0xE000..=0xF8FF | 0xF0000..=0x10FFFF)
+        || matches!(code, 0xFDD0..=0xFDEF)
+        || code & 0xFFFE == 0xFFFE
+}
+
+/// Unicode's format characters (general category Cf).
+fn is_format_character(code: u32) -> bool {
+    matches!(
+        code,
+        0xAD | 0x600..=0x605
+            | 0x61C
+            | 0x6DD
+            | 0x70F
+            | 0x890..=0x891
+            | 0x8E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+    )
+}
+
+/// Appends the decimal digits of `n` (reports write millions of numbers).
+pub fn push_uint(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &digit in &digits[start..] {
+        out.push(char::from(digit));
+    }
 }
 
 #[cfg(test)]
@@ -279,14 +338,35 @@ mod tests {
 
     #[test]
     fn human_sorting() {
-        let mut names = vec!["z10.py", "z2.py", "a.py", "z2a.py", "Z1.py"];
+        let mut names = vec!["z10.py", "z2.py", "a.py", "z2a.py", "Z1.py", "z02.py"];
         names.sort_by(|a, b| human_cmp(a, b));
-        assert_eq!(names, vec!["Z1.py", "a.py", "z2.py", "z2a.py", "z10.py"]);
+        assert_eq!(
+            names,
+            vec!["Z1.py", "a.py", "z02.py", "z2.py", "z2a.py", "z10.py"]
+        );
+        let long = "9".repeat(60);
+        assert_eq!(
+            human_cmp(&format!("a{long}"), &format!("a1{long}")),
+            Ordering::Less
+        );
     }
 
     #[test]
     fn control_characters_are_neutralized() {
         assert_eq!(neutralize_control("a\x1b[31mb\tc"), "a?[31mb?c");
         assert_eq!(neutralize_control("é.py"), "é.py");
+        assert_eq!(
+            neutralize_control("a\u{202e}b\u{200b}c\u{e000}d\u{fffe}e\u{2028}f"),
+            "a?b?c?d?e?f"
+        );
+    }
+
+    #[test]
+    fn integers_as_decimal() {
+        for n in [0u64, 7, 10, 1234567890, u64::MAX] {
+            let mut out = String::from("x");
+            push_uint(&mut out, n);
+            assert_eq!(out, format!("x{n}"));
+        }
     }
 }
