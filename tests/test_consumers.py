@@ -1,12 +1,14 @@
 """The reports pass the tools that read them, with the numbers pycov
 computed and without a warning: xmllint against coverage-04.dtd,
-pycobertura, diff-cover (XML and LCOV), lcov 1.16 (`--summary`, `-a`) and
-genhtml. lcov 2.x cannot be installed here, so its stricter rules
-(FORMATS.md §3.3) are checked by `lcov_problems`.
+pycobertura, diff-cover (XML and LCOV), lcov 1.16 and 2.3.1 (`--summary`,
+`-a`) and genhtml of both. lcov 2.x adds consistency checks that
+coverage.py's own LCOV fails (FORMATS.md §3.3); `lcov_problems` checks those
+rules and what diff-cover and Codecov need on every LCOV we write.
 
-`.ci/run` installs the tools: lcov and libxml2-utils with apt-get,
-pycobertura and diff-cover from tests/requirements-consumers.txt into the
-venv that runs pytest. A missing tool fails the test; it never skips."""
+`.ci/run` installs the tools: lcov 1.16 and libxml2-utils with apt-get, lcov
+2.3.1 from Debian trixie's package as `lcov2` and `genhtml2`, pycobertura and
+diff-cover from tests/requirements-consumers.txt into the venv that runs
+pytest. A missing tool fails the test; it never skips."""
 
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ def tool(name: str) -> str:
     found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
     if found is None:
         pytest.fail(f"{name} is not installed; .ci/run installs it (apt-get: lcov libxml2-utils; "
-                    "pip: tests/requirements-consumers.txt)")
+                    "lcov2/genhtml2: lcov 2.3.1 in target/ci/bin; pip: tests/requirements-consumers.txt)")
     return found
 
 
@@ -140,9 +142,13 @@ def test_diff_cover_finds_the_untested_new_lines(reports, report):
     assert diff["total_num_violations"] == len(expected_missing)
 
 
-def test_lcov_summary_shows_our_totals(reports):
+LCOVS = ["lcov", "lcov2"]
+
+
+@pytest.mark.parametrize("lcov", LCOVS)
+def test_lcov_summary_shows_our_totals(reports, lcov):
     where, ours, _ = reports
-    result = run([tool("lcov"), "--summary", "coverage.lcov"], where)
+    result = run([tool(lcov), "--summary", "coverage.lcov"], where)
     quiet(result)
     totals = ours["totals"]
     assert f"({totals['covered_lines']} of {totals['num_statements']} lines)" in result.stdout + result.stderr
@@ -152,11 +158,12 @@ def test_lcov_summary_shows_our_totals(reports):
     assert f"({hit} of {len(functions)} functions)" in result.stdout + result.stderr
 
 
-def test_lcov_adding_a_file_to_itself_doubles_every_count(reports):
+@pytest.mark.parametrize("lcov", LCOVS)
+def test_lcov_adding_a_file_to_itself_doubles_every_count(reports, lcov):
     where, _, _ = reports
-    quiet(run([tool("lcov"), "-q", "-a", "coverage.lcov", "-a", "coverage.lcov", "-o", "twice.info"], where))
+    quiet(run([tool(lcov), "-q", "-a", "coverage.lcov", "-a", "coverage.lcov", "-o", f"twice-{lcov}.info"], where))
     once = parse_counts((where / "coverage.lcov").read_text())
-    twice = parse_counts((where / "twice.info").read_text())
+    twice = parse_counts((where / f"twice-{lcov}.info").read_text())
     assert once and twice == {key: 2 * count for key, count in once.items()}
 
 
@@ -174,13 +181,17 @@ def parse_counts(text: str) -> dict[tuple[str, str, str], int]:
         elif kind == "FNDA":
             count, name = value.split(",", 1)
             counts[(source, "FNDA", name)] = int(count)
+        elif kind == "FNA":  # lcov 2.x: FNA:<index>,<count>,<name>
+            _, count, name = value.split(",", 2)
+            counts[(source, "FNDA", name)] = int(count)
     return counts
 
 
-def test_genhtml_renders_the_tracefile(reports):
+@pytest.mark.parametrize("genhtml", ["genhtml", "genhtml2"])
+def test_genhtml_renders_the_tracefile(reports, genhtml):
     where, _, _ = reports
-    quiet(run([tool("genhtml"), "-q", "-o", "html", "coverage.lcov"], where))
-    index = (where / "html" / "index.html").read_text()
+    quiet(run([tool(genhtml), "-q", "-o", f"html-{genhtml}", "coverage.lcov"], where))
+    index = (where / f"html-{genhtml}" / "index.html").read_text()
     assert "inventory" in index
 
 
@@ -234,6 +245,17 @@ def test_lcov_keeps_lcov_2_consistency_rules(reports):
     assert lcov_problems("SF:a.py\nDA:1,1\nLF:2\nLH:1\nend_of_record\n")
 
 
+def test_lcov_2_rejects_what_coverage_py_writes_for_an_uncalled_function(tmp_path):
+    """The lcov 2.x check is real: coverage.py 7.17.4's record for a module
+    whose function never ran (FN with an end line, FNDA:0, `def` line hit)."""
+    write(tmp_path / "mod.py", "def f():\n    return 1\n", dedent=False)
+    write(tmp_path / "coveragepy.lcov", "SF:mod.py\nDA:1,1\nDA:2,0\nLF:2\nLH:1\nFN:1,2,f\nFNDA:0,f\n"
+          "FNF:1\nFNH:0\nend_of_record\n", dedent=False)
+    result = run([tool("lcov2"), "--summary", "coveragepy.lcov"], tmp_path)
+    assert result.returncode != 0
+    assert "(inconsistent)" in result.stdout + result.stderr
+
+
 HOSTILE = ['amp&lt<gt>"quote".py', "tab\there.py", "new\nline.py", "esc\x1b[31mape.py", "é ü 中文.py",
            "with space.py", "rtl\u202eyp.py", "empty.py", "big.py"]
 
@@ -260,7 +282,8 @@ def test_hostile_inputs_give_well_formed_reports(newest, tmp_path):
     lcov = (tmp_path / "coverage.lcov").read_text()
     assert lcov_problems(lcov) == []
     assert lcov.count("SF:") == len(HOSTILE) + 1
-    quiet(run([tool("lcov"), "--summary", "coverage.lcov"], tmp_path))
+    for lcov in LCOVS:
+        quiet(run([tool(lcov), "--summary", "coverage.lcov"], tmp_path))
 
     report = json.loads((tmp_path / "coverage.json").read_text())
     assert set(report["files"]) == {*HOSTILE, "main.py"}
