@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use pycov_core::{Counts, LineNo, LineSet, RegionKind};
+use pycov_core::{Counts, LineNo, RegionKind};
 
 use crate::numbers::{display_percent, percent, push_uint, python_float_repr};
 use crate::{named_regions, outside_regions, total, Narrowed, ReportError, ReportFile};
@@ -25,16 +25,6 @@ pub struct JsonOptions {
     pub timestamp: String,
 }
 
-/// A JSON value, just enough to write coverage.py's report.
-enum Value {
-    Int(usize),
-    Float(f64),
-    Str(String),
-    Bool(bool),
-    Ints(Vec<u32>),
-    Object(Vec<(String, Value)>),
-}
-
 /// Writes the report; returns the totals (for `--fail-under`).
 pub fn write_json(
     files: &[ReportFile<'_>],
@@ -45,158 +35,208 @@ pub fn write_json(
         return Err(ReportError::NoData);
     }
     let totals = total(files);
-    let meta = Value::Object(vec![
-        ("format".into(), Value::Int(FORMAT as usize)),
-        ("version".into(), Value::Str(options.version.clone())),
-        ("timestamp".into(), Value::Str(options.timestamp.clone())),
-        ("branch_coverage".into(), Value::Bool(false)),
-        ("show_contexts".into(), Value::Bool(false)),
-    ]);
-    let lines = |set: &LineSet| Value::Ints(set.iter().map(|l| l.get()).collect());
-    let list = |lines: &[LineNo]| Value::Ints(lines.iter().map(|l| l.get()).collect());
-    let entries = files
-        .iter()
-        .map(|file| {
-            let coverage = file.coverage;
-            let mut body = vec![
-                (
-                    "executed_lines".into(),
-                    lines(&coverage.executed.intersection(&coverage.statements)),
-                ),
-                ("summary".into(), summary(&file.counts, options.precision)),
-                ("missing_lines".into(), lines(&coverage.missing())),
-                ("excluded_lines".into(), lines(&coverage.excluded)),
-            ];
-            for (kind, plural) in [
-                (RegionKind::Function, "functions"),
-                (RegionKind::Class, "classes"),
-            ] {
-                let region_entry = |narrowed: &Narrowed, start: u32| {
-                    Value::Object(vec![
-                        ("executed_lines".into(), list(&narrowed.executed)),
-                        (
-                            "summary".into(),
-                            summary(&narrowed.counts(), options.precision),
-                        ),
-                        ("missing_lines".into(), list(&narrowed.missing)),
-                        ("excluded_lines".into(), list(&narrowed.excluded)),
-                        ("start_line".into(), Value::Int(start as usize)),
-                    ])
-                };
-                let mut regions: Vec<(String, Value)> = named_regions(coverage, kind)
-                    .iter()
-                    .map(|(name, region, narrowed)| {
-                        (name.clone(), region_entry(narrowed, region.start.get()))
-                    })
-                    .collect();
-                let outside = outside_regions(coverage, kind);
-                let start = outside.bounds().map_or(1, |(first, _)| first.get());
-                regions.push((
-                    String::new(),
-                    region_entry(&Narrowed::new(coverage, &outside), start),
-                ));
-                body.push((plural.into(), Value::Object(regions)));
+    let mut json = JsonWriter::new(options.pretty);
+    json.begin('{');
+    json.key("meta");
+    json.begin('{');
+    json.key("format");
+    json.uint(u64::from(FORMAT));
+    json.key("version");
+    json.string(&options.version);
+    json.key("timestamp");
+    json.string(&options.timestamp);
+    json.key("branch_coverage");
+    json.raw("false");
+    json.key("show_contexts");
+    json.raw("false");
+    json.end('}');
+    json.key("files");
+    json.begin('{');
+    for file in files {
+        let coverage = file.coverage;
+        json.key(&file.name);
+        json.begin('{');
+        json.key("executed_lines");
+        json.lines(&coverage.executed.intersection(&coverage.statements));
+        json.key("summary");
+        json.summary(&file.counts, options.precision);
+        json.key("missing_lines");
+        json.lines(&coverage.missing());
+        json.key("excluded_lines");
+        json.lines(&coverage.excluded);
+        for (kind, plural) in [
+            (RegionKind::Function, "functions"),
+            (RegionKind::Class, "classes"),
+        ] {
+            json.key(plural);
+            json.begin('{');
+            for (name, region, narrowed) in named_regions(coverage, kind) {
+                json.key(&name);
+                json.region(&narrowed, region.start.get(), options.precision);
             }
-            (file.name.clone(), Value::Object(body))
-        })
-        .collect();
-    let report = Value::Object(vec![
-        ("meta".into(), meta),
-        ("files".into(), Value::Object(entries)),
-        ("totals".into(), summary(&totals, options.precision)),
-    ]);
-    let mut text = String::new();
-    render(&report, options.pretty, 0, &mut text);
-    out.write_all(text.as_bytes())?;
+            let outside = outside_regions(coverage, kind);
+            let start = outside.bounds().map_or(1, |(first, _)| first.get());
+            json.key("");
+            json.region(&Narrowed::new(coverage, &outside), start, options.precision);
+            json.end('}');
+        }
+        json.end('}');
+        json.flush_to(out, FLUSH_AT)?;
+    }
+    json.end('}');
+    json.key("totals");
+    json.summary(&totals, options.precision);
+    json.end('}');
+    json.flush_to(out, 0)?;
     Ok(totals)
 }
 
-fn summary(counts: &Counts, precision: usize) -> Value {
-    let pc = percent(counts);
-    Value::Object(vec![
-        ("covered_lines".into(), Value::Int(counts.executed)),
-        ("num_statements".into(), Value::Int(counts.statements)),
-        ("percent_covered".into(), Value::Float(pc)),
-        (
-            "percent_covered_display".into(),
-            Value::Str(display_percent(pc, precision)),
-        ),
-        ("missing_lines".into(), Value::Int(counts.missing)),
-        ("excluded_lines".into(), Value::Int(counts.excluded)),
-        ("percent_statements_covered".into(), Value::Float(pc)),
-        (
-            "percent_statements_covered_display".into(),
-            Value::Str(display_percent(pc, precision)),
-        ),
-    ])
-}
+/// Bytes of output gathered before they are handed to the writer.
+const FLUSH_AT: usize = 1 << 20;
 
-fn render(value: &Value, pretty: bool, depth: usize, out: &mut String) {
-    match value {
-        Value::Int(n) => push_uint(out, *n as u64),
-        Value::Float(x) => out.push_str(&python_float_repr(*x)),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Str(s) => quote(s, out),
-        Value::Ints(items) => {
-            sequence(out, pretty, depth, '[', ']', items.len(), |i, out| {
-                push_uint(out, u64::from(items[i]));
-            });
-        }
-        Value::Object(entries) => {
-            sequence(out, pretty, depth, '{', '}', entries.len(), |i, out| {
-                let (key, value) = &entries[i];
-                quote(key, out);
-                out.push_str(": ");
-                render(value, pretty, depth + 1, out);
-            });
-        }
-    }
-}
-
-/// `json.dump`'s layout of a list or dict: `[a, b]` compact, or one item
-/// per line indented by 4 spaces per level; empty ones stay `[]` / `{}`.
-fn sequence(
-    out: &mut String,
+/// Writes JSON as Python's `json.dump` lays it out: `", "` and `": "`
+/// separators, or one item per line indented by 4 spaces per level when
+/// pretty; empty containers stay `[]` / `{}`.
+struct JsonWriter {
+    text: String,
     pretty: bool,
     depth: usize,
-    open: char,
-    close: char,
-    len: usize,
-    mut item: impl FnMut(usize, &mut String),
-) {
-    out.push(open);
-    if len == 0 {
-        out.push(close);
-        return;
-    }
-    let indent = |out: &mut String, levels: usize| {
-        for _ in 0..levels {
-            out.push_str("    ");
+    /// No item written yet in the innermost open container.
+    first: bool,
+}
+
+impl JsonWriter {
+    fn new(pretty: bool) -> Self {
+        JsonWriter {
+            text: String::new(),
+            pretty,
+            depth: 0,
+            first: true,
         }
-    };
-    for i in 0..len {
-        if i > 0 {
-            out.push(',');
-            if !pretty {
-                out.push(' ');
+    }
+
+    fn flush_to(&mut self, out: &mut impl Write, at_least: usize) -> std::io::Result<()> {
+        if self.text.len() >= at_least {
+            out.write_all(self.text.as_bytes())?;
+            self.text.clear();
+        }
+        Ok(())
+    }
+
+    fn newline(&mut self) {
+        self.text.push('\n');
+        for _ in 0..self.depth {
+            self.text.push_str("    ");
+        }
+    }
+
+    /// Starts the next item of the innermost container.
+    fn item(&mut self) {
+        if !self.first {
+            self.text.push(',');
+            if !self.pretty {
+                self.text.push(' ');
             }
         }
-        if pretty {
-            out.push('\n');
-            indent(out, depth + 1);
+        if self.pretty {
+            self.newline();
         }
-        item(i, out);
+        self.first = false;
     }
-    if pretty {
-        out.push('\n');
-        indent(out, depth);
+
+    fn begin(&mut self, open: char) {
+        self.text.push(open);
+        self.depth += 1;
+        self.first = true;
     }
-    out.push(close);
+
+    fn end(&mut self, close: char) {
+        self.depth -= 1;
+        if self.pretty && !self.first {
+            self.newline();
+        }
+        self.text.push(close);
+        // The container was an item of its parent.
+        self.first = false;
+    }
+
+    fn key(&mut self, key: &str) {
+        self.item();
+        quote(key, &mut self.text);
+        self.text.push_str(": ");
+    }
+
+    fn raw(&mut self, text: &str) {
+        self.text.push_str(text);
+    }
+
+    fn uint(&mut self, n: u64) {
+        push_uint(&mut self.text, n);
+    }
+
+    fn string(&mut self, s: &str) {
+        quote(s, &mut self.text);
+    }
+
+    fn lines(&mut self, lines: impl IntoIterator<Item = LineNo>) {
+        self.begin('[');
+        for line in lines {
+            self.item();
+            push_uint(&mut self.text, u64::from(line.get()));
+        }
+        self.end(']');
+    }
+
+    fn summary(&mut self, counts: &Counts, precision: usize) {
+        let pc = percent(counts);
+        let shown = display_percent(pc, precision);
+        let float = python_float_repr(pc);
+        self.begin('{');
+        self.key("covered_lines");
+        self.uint(counts.executed as u64);
+        self.key("num_statements");
+        self.uint(counts.statements as u64);
+        self.key("percent_covered");
+        self.raw(&float);
+        self.key("percent_covered_display");
+        self.string(&shown);
+        self.key("missing_lines");
+        self.uint(counts.missing as u64);
+        self.key("excluded_lines");
+        self.uint(counts.excluded as u64);
+        self.key("percent_statements_covered");
+        self.raw(&float);
+        self.key("percent_statements_covered_display");
+        self.string(&shown);
+        self.end('}');
+    }
+
+    fn region(&mut self, narrowed: &Narrowed, start: u32, precision: usize) {
+        self.begin('{');
+        self.key("executed_lines");
+        self.lines(narrowed.executed.iter().copied());
+        self.key("summary");
+        self.summary(&narrowed.counts(), precision);
+        self.key("missing_lines");
+        self.lines(narrowed.missing.iter().copied());
+        self.key("excluded_lines");
+        self.lines(narrowed.excluded.iter().copied());
+        self.key("start_line");
+        self.uint(u64::from(start));
+        self.end('}');
+    }
 }
 
 /// A JSON string as Python's `json.dumps` (ensure_ascii) writes it.
 fn quote(s: &str, out: &mut String) {
     out.push('"');
+    if s.bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
