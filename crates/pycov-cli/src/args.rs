@@ -27,6 +27,8 @@ pub enum Command {
     Lcov(LcovArgs),
     /// Write a coverage.py-compatible JSON report.
     Json(JsonArgs),
+    /// Merge data files: parallel runs, other machines.
+    Combine(CombineArgs),
 }
 
 /// Options every command that reads or writes data takes.
@@ -62,6 +64,11 @@ pub struct RunArgs {
     #[arg(short = 'm', long = "module")]
     pub module: bool,
 
+    /// Write the data to a file of its own, `<data file>.<host>.<pid>.<random>`,
+    /// for `pycov combine` (and the reports) to merge.
+    #[arg(short = 'p', long = "parallel-mode")]
+    pub parallel_mode: bool,
+
     /// The script (or, with -m, the module) followed by its arguments.
     #[arg(
         value_name = "PROGRAM",
@@ -77,9 +84,9 @@ pub struct RunArgs {
 /// Options shared by the report commands.
 #[derive(Debug, Args)]
 pub struct ReportCommon {
-    /// The data file to report [default: .pycov, or $PYCOV_FILE, or
-    /// data_file in [tool.pycov]]. Repeat to report several data files as
-    /// one.
+    /// The data file to report, with its parallel files (`FILE.*`)
+    /// [default: .pycov, or $PYCOV_FILE, or data_file in [tool.pycov]].
+    /// Repeat to report exactly the files named, as one.
     #[arg(long = "data-file", value_name = "FILE")]
     pub data_files: Vec<PathBuf>,
 
@@ -182,4 +189,28 @@ pub struct JsonArgs {
     /// Indent the JSON for people.
     #[arg(long)]
     pub pretty_print: bool,
+}
+
+/// `pycov combine`.
+#[derive(Debug, Args)]
+pub struct CombineArgs {
+    /// Data files, or directories whose `<data file>.*` files to merge
+    /// [default: the parallel files beside the data file].
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// Add to the existing data file instead of replacing it.
+    #[arg(short = 'a', long)]
+    pub append: bool,
+
+    /// Keep the merged input files.
+    #[arg(long)]
+    pub keep: bool,
+
+    /// Do not list the merged files.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+
+    #[command(flatten)]
+    pub data_file: DataFileArg,
 }

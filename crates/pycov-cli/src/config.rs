@@ -39,6 +39,11 @@ pub struct Config {
     pub precision: Option<usize>,
     /// `fail_under = 90`
     pub fail_under: Option<f64>,
+    /// `parallel = true`: `pycov run` writes `.pycov.<host>.<pid>.<random>`.
+    pub parallel: Option<bool>,
+    /// `[tool.pycov.paths]`: name -> [local root, other roots or globs...],
+    /// in file order.
+    pub paths: Vec<(String, Vec<String>)>,
     /// Keys pycov does not know (warned about, not fatal).
     pub unknown: Vec<String>,
 }
@@ -58,6 +63,8 @@ const KNOWN: &[&str] = &[
     "xml_package_depth",
     "precision",
     "fail_under",
+    "parallel",
+    "paths",
 ];
 
 impl Config {
@@ -99,6 +106,8 @@ impl Config {
             xml_package_depth: field.positive("xml_package_depth")?,
             precision: field.precision()?,
             fail_under: field.number("fail_under")?,
+            parallel: field.boolean("parallel")?,
+            paths: field.paths()?,
             unknown: Vec::new(),
         };
         config.unknown = table
@@ -179,6 +188,34 @@ impl Field<'_> {
             Some(toml::Value::Integer(n)) if (1..=1000).contains(n) => Ok(Some(*n as usize)),
             Some(_) => Err(self.wrong(key, "an integer from 1 to 1000")),
         }
+    }
+
+    /// `[tool.pycov.paths]`: a table of non-empty lists of strings.
+    fn paths(&self) -> Result<Vec<(String, Vec<String>)>> {
+        let Some(value) = self.table.get("paths") else {
+            return Ok(Vec::new());
+        };
+        let wrong = || {
+            anyhow::anyhow!(
+                "{}: [tool.pycov.paths] must map names to non-empty lists of paths",
+                self.path.display()
+            )
+        };
+        let table = value.as_table().ok_or_else(wrong)?;
+        table
+            .iter()
+            .map(|(name, entry)| {
+                let list = entry
+                    .as_array()
+                    .filter(|a| !a.is_empty())
+                    .ok_or_else(wrong)?;
+                let paths = list
+                    .iter()
+                    .map(|item| item.as_str().map(String::from).ok_or_else(wrong))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok((name.clone(), paths))
+            })
+            .collect()
     }
 
     fn precision(&self) -> Result<Option<usize>> {

@@ -11,6 +11,7 @@
 //! ```
 
 mod args;
+mod combine;
 mod config;
 
 use std::ffi::OsString;
@@ -100,6 +101,7 @@ pub fn main(args: Vec<OsString>, runner: Option<&dyn ProgramRunner>) -> Outcome 
         Command::Xml(xml) => xml_command(xml),
         Command::Lcov(lcov) => lcov_command(lcov),
         Command::Json(json) => json_command(json),
+        Command::Combine(combine) => combine::combine_command(combine),
     };
     match result {
         Ok(outcome) => outcome,
@@ -237,7 +239,15 @@ fn run_options(args: RunArgs, config: &Config, cwd: &Path) -> Result<RunOptions>
     Ok(RunOptions {
         target,
         args: program.collect(),
-        data_file: data_file_path(args.data_file.data_file.as_ref(), config, cwd),
+        data_file: if args.parallel_mode || config.parallel == Some(true) {
+            combine::parallel_data_path(&data_file_path(
+                args.data_file.data_file.as_ref(),
+                config,
+                cwd,
+            ))
+        } else {
+            data_file_path(args.data_file.data_file.as_ref(), config, cwd)
+        },
         selection,
         exclude,
     })
@@ -271,11 +281,24 @@ impl Loaded {
     }
 }
 
-/// Reads the data files (`--data-file`, repeatable, else the default one)
-/// and unions them.
+/// Reads the data file and the parallel files beside it (or, when
+/// `--data-file` is repeated, exactly the files named), remaps their paths
+/// by `[tool.pycov.paths]` and unions them.
 fn load(common: &ReportCommon, config: &Config, cwd: &Path) -> Result<Loaded> {
-    let paths: Vec<PathBuf> = if common.data_files.is_empty() {
-        vec![data_file_path(None, config, cwd)]
+    let paths: Vec<PathBuf> = if common.data_files.len() <= 1 {
+        let main = data_file_path(common.data_files.first(), config, cwd);
+        let mut paths = Vec::new();
+        if main.exists() {
+            paths.push(main.clone());
+        }
+        paths.extend(combine::pending_parallel_files(&main)?);
+        if paths.is_empty() {
+            anyhow::bail!(
+                "no data file {} (measure with `pycov run` first)",
+                main.display()
+            );
+        }
+        paths
     } else {
         common
             .data_files
@@ -283,7 +306,8 @@ fn load(common: &ReportCommon, config: &Config, cwd: &Path) -> Result<Loaded> {
             .map(|flag| data_file_path(Some(flag), config, cwd))
             .collect()
     };
-    let mut data: Option<CoverageData> = None;
+    let aliases = combine::path_aliases(config, cwd)?;
+    let mut data = CoverageData::default();
     for path in &paths {
         if !path.exists() {
             anyhow::bail!(
@@ -291,23 +315,18 @@ fn load(common: &ReportCommon, config: &Config, cwd: &Path) -> Result<Loaded> {
                 path.display()
             );
         }
-        let more = datafile::read(path)?;
-        match data.as_mut() {
-            None => data = Some(more),
-            Some(merged) => {
-                if let Some(conflict) = merged.merge(more).first() {
-                    anyhow::bail!(
-                        "{} measured a different version of {} than the data files before it; report them separately",
-                        path.display(),
-                        conflict.path
-                    );
-                }
-            }
+        let more = combine::remap(datafile::read(path)?, &aliases, cwd);
+        if let Some(conflict) = data.merge(more).first() {
+            anyhow::bail!(
+                "{} measured a different version of {} than the data files before it; report them separately",
+                path.display(),
+                conflict.path
+            );
         }
     }
     let canonical_cwd = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
     Ok(Loaded {
-        data: data.unwrap_or_default(),
+        data,
         cwd: canonical_cwd.to_string_lossy().into_owned(),
         include: FilePatterns::new(&common.include, &canonical_cwd)?,
         omit: FilePatterns::new(&common.omit, &canonical_cwd)?,

@@ -164,6 +164,11 @@ impl CoverageData {
         self.files.iter().map(|(path, file)| (path.as_str(), file))
     }
 
+    /// Files in path order, by value.
+    pub fn into_files(self) -> impl Iterator<Item = (String, FileCoverage)> {
+        self.files.into_iter()
+    }
+
     /// The number of files.
     pub fn len(&self) -> usize {
         self.files.len()
@@ -178,6 +183,9 @@ impl CoverageData {
     /// whose statements differ between the two is left as it was in `self`
     /// and reported as a conflict.
     pub fn merge(&mut self, other: CoverageData) -> Vec<MergeConflict> {
+        if self.files.is_empty() && self.meta == DataMeta::default() {
+            self.meta = other.meta;
+        }
         let mut conflicts = Vec::new();
         for (path, theirs) in other.files {
             match self.files.get_mut(&path) {
@@ -187,6 +195,11 @@ impl CoverageData {
                 Some(mine) if mine.statements == theirs.statements => {
                     mine.executed.union_with(&theirs.executed);
                     mine.excluded.union_with(&theirs.excluded);
+                    // Data read from a version-1 file has no regions.
+                    if mine.regions.is_empty() && !theirs.regions.is_empty() {
+                        mine.regions = theirs.regions;
+                    }
+                    mine.line_count = mine.line_count.max(theirs.line_count);
                 }
                 Some(_) => conflicts.push(MergeConflict { path }),
             }
@@ -262,5 +275,64 @@ mod tests {
         assert_eq!(SourceHash::of(b"abc"), SourceHash::of(b"abc"));
         assert_ne!(SourceHash::of(b"abc"), SourceHash::of(b"abd"));
         assert_eq!(SourceHash::of(b"").to_hex().len(), 32);
+    }
+
+    /// Data over a shared set of files whose statements depend only on the
+    /// path (as for runs of one checkout), with random executed lines.
+    fn arbitrary_data() -> impl proptest::strategy::Strategy<Value = CoverageData> {
+        use proptest::prelude::*;
+        proptest::collection::btree_map(
+            0u32..6,
+            (
+                proptest::collection::vec(1u32..300, 0..30),
+                proptest::collection::vec(1u32..300, 0..5),
+            ),
+            0..6,
+        )
+        .prop_map(|files| {
+            let mut data = CoverageData::default();
+            for (id, (executed, excluded)) in files {
+                let statements: Vec<u32> = (1..300).filter(|n| n % (id + 2) == 0).collect();
+                data.insert(
+                    format!("/p/f{id}.py"),
+                    FileCoverage {
+                        statements: lines(&statements),
+                        executed: lines(&executed),
+                        excluded: lines(&excluded),
+                        ..FileCoverage::default()
+                    },
+                );
+            }
+            data
+        })
+    }
+
+    fn merged(parts: &[&CoverageData]) -> CoverageData {
+        let mut out = CoverageData::default();
+        for part in parts {
+            assert!(out.merge((*part).clone()).is_empty());
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn merge_is_commutative(a in arbitrary_data(), b in arbitrary_data()) {
+            proptest::prop_assert_eq!(merged(&[&a, &b]), merged(&[&b, &a]));
+        }
+
+        #[test]
+        fn merge_is_associative(a in arbitrary_data(), b in arbitrary_data(), c in arbitrary_data()) {
+            let ab = merged(&[&a, &b]);
+            let bc = merged(&[&b, &c]);
+            proptest::prop_assert_eq!(merged(&[&ab, &c]), merged(&[&a, &bc]));
+        }
+
+        #[test]
+        fn merge_is_idempotent(a in arbitrary_data(), b in arbitrary_data()) {
+            let ab = merged(&[&a, &b]);
+            proptest::prop_assert_eq!(merged(&[&ab, &b]), ab.clone());
+            proptest::prop_assert_eq!(merged(&[&a, &a]), a);
+        }
     }
 }

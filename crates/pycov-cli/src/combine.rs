@@ -1,0 +1,256 @@
+//! Merging data files: parallel-mode names, finding the files to merge,
+//! remapping their paths, and `pycov combine`.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use pycov_core::{datafile, CoverageData, PathAliases};
+
+use crate::args::CombineArgs;
+use crate::{current_dir, data_file_path, load_config, Config, Outcome, EXIT_ERROR};
+
+/// The data file of one parallel run: `<data file>.<host>.<pid>.<random>`,
+/// so concurrent runs, on one machine or many, never write the same file.
+pub(crate) fn parallel_data_path(data_file: &Path) -> PathBuf {
+    let mut random = RandomState::new().build_hasher();
+    random.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    let suffix = format!(
+        ".{}.{}.{:06}",
+        hostname(),
+        std::process::id(),
+        random.finish() % 1_000_000
+    );
+    let mut name = data_file.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// This machine's name, for parallel data file names; only characters that
+/// are safe in a file name are kept.
+fn hostname() -> String {
+    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .unwrap_or_default();
+    let name: String = raw
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        .collect();
+    if name.is_empty() {
+        "localhost".to_owned()
+    } else {
+        name
+    }
+}
+
+/// The parallel data files of `data_file` in `dir`: names that start with
+/// the data file's name and a dot, sorted.
+pub(crate) fn parallel_files(data_file: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
+    let Some(name) = data_file.file_name().and_then(|n| n.to_str()) else {
+        return Ok(Vec::new());
+    };
+    let prefix = format!("{name}.");
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(err).with_context(|| format!("cannot list {}", dir.display())),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+        let file_name = entry.file_name();
+        if file_name
+            .to_str()
+            .is_some_and(|n| n.starts_with(&prefix) && n.len() > prefix.len())
+            && entry.file_type().is_ok_and(|t| t.is_file())
+        {
+            found.push(entry.path());
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// The parallel files next to the data file, which reports include.
+pub(crate) fn pending_parallel_files(data_file: &Path) -> Result<Vec<PathBuf>> {
+    let dir = data_file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    parallel_files(data_file, dir)
+}
+
+/// `[tool.pycov.paths]` as rules.
+pub(crate) fn path_aliases(config: &Config, cwd: &Path) -> Result<PathAliases> {
+    let origin = config
+        .origin
+        .as_ref()
+        .map_or_else(|| "pyproject.toml".to_owned(), |p| p.display().to_string());
+    PathAliases::from_config(config.paths.iter().map(|(_, paths)| paths.as_slice()), cwd)
+        .with_context(|| format!("{origin}: [tool.pycov.paths]"))
+}
+
+/// Renames the files of `data` through `aliases`; files that land on the
+/// same path are merged.
+pub(crate) fn remap(data: CoverageData, aliases: &PathAliases, cwd: &Path) -> CoverageData {
+    if aliases.is_empty() {
+        return data;
+    }
+    let mut remapped = CoverageData::new(data.meta.clone());
+    for (path, file) in data.into_files() {
+        let path = aliases
+            .map(&path, cwd, |p| Path::new(p).exists())
+            .unwrap_or(path);
+        let mut one = CoverageData::default();
+        one.insert(path, file);
+        // Two spellings of one file measured with different statements keep
+        // the first; nothing is invented.
+        let _ = remapped.merge(one);
+    }
+    remapped
+}
+
+/// Merges `more` (read from `input`) into `merged`; says which files could
+/// not be merged. Returns whether everything was.
+pub(crate) fn merge_reporting(merged: &mut CoverageData, more: CoverageData, input: &Path) -> bool {
+    let conflicts = merged.merge(more);
+    for conflict in &conflicts {
+        eprintln!(
+            "pycov: error: {}: {} was measured with other statements than in the data before it (its source changed); not merged",
+            input.display(),
+            conflict.path
+        );
+    }
+    conflicts.is_empty()
+}
+
+/// Warns about measured files that are not on this machine: data from
+/// elsewhere that no `[tool.pycov.paths]` rule maps.
+pub(crate) fn warn_unmapped(data: &CoverageData) {
+    const SHOWN: usize = 5;
+    let missing: Vec<&str> = data
+        .files()
+        .map(|(path, _)| path)
+        .filter(|path| !Path::new(path).exists())
+        .collect();
+    for path in missing.iter().take(SHOWN) {
+        eprintln!(
+            "pycov: warning: {path} does not exist here; add a [tool.pycov.paths] rule to map it onto this checkout"
+        );
+    }
+    if missing.len() > SHOWN {
+        eprintln!(
+            "pycov: warning: and {} more files that do not exist here",
+            missing.len() - SHOWN
+        );
+    }
+}
+
+/// `pycov combine`.
+pub(crate) fn combine_command(args: CombineArgs) -> Result<Outcome> {
+    let cwd = current_dir()?;
+    let config = load_config(&cwd)?;
+    let output = data_file_path(args.data_file.data_file.as_ref(), &config, &cwd);
+    let aliases = path_aliases(&config, &cwd)?;
+
+    let mut inputs = Vec::new();
+    if args.paths.is_empty() {
+        inputs = pending_parallel_files(&output)?;
+    }
+    for path in &args.paths {
+        let path = cwd.join(path);
+        if path.is_dir() {
+            inputs.extend(parallel_files(&output, &path)?);
+        } else if path.is_file() {
+            inputs.push(path);
+        } else {
+            anyhow::bail!("no data file or directory {}", path.display());
+        }
+    }
+    inputs.retain(|input| input != &output);
+    inputs.dedup();
+    if inputs.is_empty() {
+        anyhow::bail!("no data to combine (no {}.* files)", output.display());
+    }
+
+    let mut merged = CoverageData::default();
+    if args.append && output.exists() {
+        merged = remap(datafile::read(&output)?, &aliases, &cwd);
+    }
+    let mut failed = false;
+    let mut combined = Vec::new();
+    for input in &inputs {
+        match datafile::read(input) {
+            Ok(more) => {
+                if merge_reporting(&mut merged, remap(more, &aliases, &cwd), input) {
+                    combined.push(input);
+                } else {
+                    failed = true;
+                }
+            }
+            Err(err) => {
+                eprintln!("pycov: error: {err}; not combined");
+                failed = true;
+            }
+        }
+    }
+    if combined.is_empty() {
+        // Nothing merged: leave the data file as it was.
+        return Ok(Outcome::Exit(EXIT_ERROR));
+    }
+    datafile::write(&output, &merged)?;
+    for input in &combined {
+        if !args.quiet {
+            println!("Combined data file {}", relative_to(input, &cwd).display());
+        }
+        if !args.keep {
+            std::fs::remove_file(input)
+                .with_context(|| format!("cannot remove {}", input.display()))?;
+        }
+    }
+    warn_unmapped(&merged);
+    Ok(Outcome::Exit(if failed { EXIT_ERROR } else { 0 }))
+}
+
+fn relative_to<'a>(path: &'a Path, cwd: &Path) -> &'a Path {
+    path.strip_prefix(cwd).unwrap_or(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parallel_names_differ_and_are_found() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join(".pycov");
+        let a = parallel_data_path(&data);
+        let b = parallel_data_path(&data);
+        assert_ne!(a, b);
+        let name = a.file_name().and_then(|n| n.to_str()).expect("name");
+        let parts: Vec<&str> = name.split('.').collect();
+        assert_eq!(parts.len(), 5, "{name}");
+        assert_eq!(parts[3], std::process::id().to_string());
+        for path in [
+            &a,
+            &b,
+            &data,
+            &dir.path().join(".pycovx"),
+            &dir.path().join("..pycov.tmp"),
+        ] {
+            std::fs::write(path, b"").expect("write");
+        }
+        let mut expected = vec![a, b];
+        expected.sort();
+        assert_eq!(parallel_files(&data, dir.path()).expect("list"), expected);
+    }
+}

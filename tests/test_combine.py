@@ -1,0 +1,186 @@
+"""Parallel mode and `pycov combine`: concurrent runs write files of their
+own, combine unions them (and removes what it merged), the reports include
+pending parallel files, `[tool.pycov.paths]` maps data from elsewhere onto
+the checkout, and bad inputs are named, kept and never lose data."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from pycov_testing import file_lines, write
+
+PROGRAM = """\
+    import sys
+
+
+    def small(n):
+        return n + 1
+
+
+    def big(n):
+        return n * 1000
+
+
+    if sys.argv[1] == "small":
+        print(small(1))
+    else:
+        print(big(1))
+    """
+
+
+def parallel_files(where: Path) -> list[Path]:
+    return sorted(where.glob(".pycov.*"))
+
+
+def two_parallel_runs(python, where: Path) -> None:
+    write(where / "prog.py", PROGRAM)
+    for arg in ("small", "big"):
+        result = python.pycov(["run", "-p", "prog.py", arg], where)
+        assert result.returncode == 0, result.stderr
+
+
+def test_parallel_runs_write_separate_files_that_combine_into_one(python, tmp_path):
+    two_parallel_runs(python, tmp_path)
+    files = parallel_files(tmp_path)
+    assert len(files) == 2
+    assert not (tmp_path / ".pycov").exists()
+    # Reports include pending parallel files without changing them.
+    assert file_lines(python.pycov_json(tmp_path), "prog.py") == ([1, 4, 5, 8, 9, 12, 13, 15], [])
+    assert parallel_files(tmp_path) == files
+
+    result = python.pycov(["combine"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"Combined data file {f.name}" for f in files]
+    assert parallel_files(tmp_path) == []
+    assert file_lines(python.pycov_json(tmp_path), "prog.py") == ([1, 4, 5, 8, 9, 12, 13, 15], [])
+
+
+def test_combine_keep_append_and_explicit_inputs(python, tmp_path):
+    two_parallel_runs(python, tmp_path)
+    small, big = parallel_files(tmp_path)
+    stash = tmp_path / "stash"
+    stash.mkdir()
+    shutil.move(big, stash / big.name)
+
+    result = python.pycov(["combine", "--keep", "-q", small.name], tmp_path)
+    assert (result.returncode, result.stdout) == (0, "")
+    assert small.exists()
+    executed, _ = file_lines(python.pycov_json(tmp_path, data_file=".pycov"), "prog.py")
+    small.unlink()
+
+    # -a adds the stashed directory's files to what is there.
+    result = python.pycov(["combine", "-a", "stash"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    both, missing = file_lines(python.pycov_json(tmp_path), "prog.py")
+    assert missing == [] and set(executed) < set(both)
+    assert list(stash.iterdir()) == []
+
+
+def test_parallel_from_the_configuration(python, tmp_path):
+    write(tmp_path / "pyproject.toml", "[tool.pycov]\nparallel = true\n")
+    write(tmp_path / "prog.py", PROGRAM)
+    assert python.pycov(["run", "prog.py", "small"], tmp_path).returncode == 0
+    assert len(parallel_files(tmp_path)) == 1
+
+
+def test_nothing_to_combine_is_an_error(python, tmp_path):
+    result = python.pycov(["combine"], tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith("pycov: no data to combine")
+    result = python.pycov(["combine", "nowhere"], tmp_path)
+    assert result.returncode == 1
+    assert "nowhere" in result.stderr
+
+
+def test_bad_inputs_are_named_and_kept_while_the_rest_combine(python, tmp_path):
+    two_parallel_runs(python, tmp_path)
+    good = parallel_files(tmp_path)
+    data = good[0].read_bytes()
+    write(tmp_path / ".pycov.x.1.truncated", "")
+    (tmp_path / ".pycov.x.1.truncated").write_bytes(data[: len(data) // 2])
+    future = bytearray(data)
+    future[8:12] = (99).to_bytes(4, "little")
+    (tmp_path / ".pycov.x.2.future").write_bytes(bytes(future))
+    (tmp_path / ".pycov.x.3.text").write_text("not coverage data\n")
+
+    result = python.pycov(["combine"], tmp_path)
+    assert result.returncode == 1
+    for name in (".pycov.x.1.truncated", ".pycov.x.2.future", ".pycov.x.3.text"):
+        assert name in result.stderr, result.stderr
+        assert (tmp_path / name).exists()
+    assert "data format 99" in result.stderr
+    assert all(not f.exists() for f in good)
+    # Reports refuse the damaged pending files too, naming them...
+    report = python.pycov(["report"], tmp_path)
+    assert report.returncode == 1
+    assert ".pycov.x.1.truncated is damaged" in report.stderr
+    # ...and report the combined data once they are dealt with.
+    for name in (".pycov.x.1.truncated", ".pycov.x.2.future", ".pycov.x.3.text"):
+        (tmp_path / name).unlink()
+    assert file_lines(python.pycov_json(tmp_path), "prog.py")[1] == []
+
+
+def test_nothing_is_written_when_no_input_could_be_merged(python, tmp_path):
+    write(tmp_path / "prog.py", PROGRAM)
+    assert python.pycov(["run", "prog.py", "small"], tmp_path).returncode == 0
+    before = (tmp_path / ".pycov").read_bytes()
+    (tmp_path / ".pycov.x.1.text").write_text("junk")
+    result = python.pycov(["combine"], tmp_path)
+    assert result.returncode == 1
+    assert ".pycov.x.1.text" in result.stderr
+    assert (tmp_path / ".pycov").read_bytes() == before
+
+
+def test_conflicting_statements_are_reported_not_merged(python, tmp_path):
+    write(tmp_path / "prog.py", PROGRAM)
+    assert python.pycov(["run", "-p", "prog.py", "small"], tmp_path).returncode == 0
+    write(tmp_path / "prog.py", PROGRAM + "    extra = 1\n")
+    assert python.pycov(["run", "-p", "prog.py", "big"], tmp_path).returncode == 0
+    result = python.pycov(["combine"], tmp_path)
+    assert result.returncode == 1
+    assert "prog.py was measured with other statements" in result.stderr
+    # The file that was not fully merged stays for another try.
+    assert len(parallel_files(tmp_path)) == 1
+
+
+def test_paths_from_a_container_map_onto_the_checkout(python, tmp_path):
+    container = tmp_path / "builds" / "x" / "project"
+    write(container / "pkg" / "__init__.py", "")
+    write(container / "pkg" / "mod.py", "def f():\n    return 1\n\n\nf()\n")
+    write(container / "main.py", "import pkg.mod\n")
+    assert python.pycov(["run", "-p", "main.py"], container).returncode == 0
+    checkout = tmp_path / "checkout"
+    shutil.copytree(container, checkout, ignore=shutil.ignore_patterns(".pycov*"))
+    for data in parallel_files(container):
+        shutil.move(data, checkout / data.name)
+
+    # Without a rule the data still names the container's files.
+    unmapped = python.pycov(["combine", "--keep"], checkout)
+    assert unmapped.returncode == 0
+    assert "builds/x/project/pkg/mod.py does not exist here" not in unmapped.stderr
+    shutil.rmtree(container)
+    unmapped = python.pycov(["combine", "--keep"], checkout)
+    assert "pkg/mod.py does not exist here" in unmapped.stderr, unmapped.stderr
+
+    write(checkout / "pyproject.toml", """\
+        [tool.pycov.paths]
+        source = [".", "*/builds/*/project"]
+        """)
+    result = python.pycov(["combine"], checkout)
+    assert result.returncode == 0, result.stderr
+    assert "does not exist here" not in result.stderr
+    report = python.pycov_json(checkout)
+    assert sorted(report["files"]) == ["main.py", "pkg/__init__.py", "pkg/mod.py"]
+    assert file_lines(report, "pkg/mod.py") == ([1, 2, 5], [])
+
+
+def test_bad_paths_configuration_is_an_error(python, tmp_path):
+    write(tmp_path / "prog.py", PROGRAM)
+    assert python.pycov(["run", "-p", "prog.py", "small"], tmp_path).returncode == 0
+    write(tmp_path / "pyproject.toml", '[tool.pycov.paths]\nsource = [".", "/ci/*"]\n')
+    result = python.pycov(["combine"], tmp_path)
+    assert result.returncode == 1
+    assert "pyproject.toml: [tool.pycov.paths]" in result.stderr
+    assert "must not end with a wildcard" in result.stderr
+    assert len(parallel_files(tmp_path)) == 1
