@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use pycov_core::{datafile, CoverageData, PathAliases};
+use pycov_core::datafile::{self, DataFileError};
+use pycov_core::{CoverageData, MergeConflict, PathAliases};
 
 use crate::args::CombineArgs;
 use crate::{current_dir, data_file_path, load_config, Config, Outcome, EXIT_ERROR};
@@ -119,11 +120,25 @@ pub(crate) fn remap(data: CoverageData, aliases: &PathAliases, cwd: &Path) -> Co
     remapped
 }
 
-/// Merges `more` (read from `input`) into `merged`; says which files could
-/// not be merged. Returns whether everything was.
-pub(crate) fn merge_reporting(merged: &mut CoverageData, more: CoverageData, input: &Path) -> bool {
-    let conflicts = merged.merge(more);
-    for conflict in &conflicts {
+/// Reads the data file `input` and merges it into `merged` through the
+/// path rules (without them, straight from its bytes).
+pub(crate) fn merge_data_file(
+    merged: &mut CoverageData,
+    input: &Path,
+    aliases: &PathAliases,
+    cwd: &Path,
+) -> Result<Vec<MergeConflict>, DataFileError> {
+    if aliases.is_empty() {
+        datafile::read_into(input, merged)
+    } else {
+        Ok(merged.merge(remap(datafile::read(input)?, aliases, cwd)))
+    }
+}
+
+/// Says which files of `input` could not be merged; returns whether all
+/// were.
+fn report_conflicts(conflicts: &[MergeConflict], input: &Path) -> bool {
+    for conflict in conflicts {
         eprintln!(
             "pycov: error: {}: {} was measured with other statements than in the data before it (its source changed); not merged",
             input.display(),
@@ -184,14 +199,14 @@ pub(crate) fn combine_command(args: CombineArgs) -> Result<Outcome> {
 
     let mut merged = CoverageData::default();
     if args.append && output.exists() {
-        merged = remap(datafile::read(&output)?, &aliases, &cwd);
+        merge_data_file(&mut merged, &output, &aliases, &cwd)?;
     }
     let mut failed = false;
     let mut combined = Vec::new();
     for input in &inputs {
-        match datafile::read(input) {
-            Ok(more) => {
-                if merge_reporting(&mut merged, remap(more, &aliases, &cwd), input) {
+        match merge_data_file(&mut merged, input, &aliases, &cwd) {
+            Ok(conflicts) => {
+                if report_conflicts(&conflicts, input) {
                     combined.push(input);
                 } else {
                     failed = true;

@@ -315,8 +315,7 @@ fn load(common: &ReportCommon, config: &Config, cwd: &Path) -> Result<Loaded> {
                 path.display()
             );
         }
-        let more = combine::remap(datafile::read(path)?, &aliases, cwd);
-        if let Some(conflict) = data.merge(more).first() {
+        if let Some(conflict) = combine::merge_data_file(&mut data, path, &aliases, cwd)?.first() {
             anyhow::bail!(
                 "{} measured a different version of {} than the data files before it; report them separately",
                 path.display(),

@@ -31,9 +31,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use thiserror::Error;
 
+use crate::lineset::EncodedLineSet;
 use crate::{
-    CodeRegion, CoverageData, DataMeta, FileCoverage, LineNo, LineRanges, LineSet, RegionKind,
-    SourceHash,
+    CodeRegion, CoverageData, DataMeta, FileCoverage, LineNo, LineRanges, MergeConflict,
+    RegionKind, SourceHash,
 };
 
 /// The file's first bytes.
@@ -149,7 +150,11 @@ enum DecodeError {
 
 /// Parses a data file's bytes. `path` only names the file in errors.
 pub fn decode(bytes: &[u8], path: &Path) -> Result<CoverageData, DataFileError> {
-    decode_inner(bytes).map_err(|e| match e {
+    decode_inner(bytes).map_err(|e| name_error(e, path))
+}
+
+fn name_error(error: DecodeError, path: &Path) -> DataFileError {
+    match error {
         DecodeError::NotDataFile => DataFileError::NotDataFile {
             path: path.to_owned(),
         },
@@ -162,10 +167,71 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<CoverageData, DataFileError> 
             path: path.to_owned(),
             detail,
         },
-    })
+    }
 }
 
-fn decode_inner(bytes: &[u8]) -> Result<CoverageData, DecodeError> {
+/// A data file read in place and checked, nothing decoded yet.
+struct Parsed<'a> {
+    producer: &'a str,
+    python: &'a str,
+    entries: Vec<RawEntry<'a>>,
+}
+
+/// One file's entry, read in place. Everything is checked but the UTF-8 of
+/// the path and of region names, which is checked when they are decoded:
+/// merging never needs the names of files it already has.
+struct RawEntry<'a> {
+    path: &'a [u8],
+    hash: [u8; 16],
+    statements: EncodedLineSet<'a>,
+    excluded: EncodedLineSet<'a>,
+    executed: EncodedLineSet<'a>,
+    line_count: u32,
+    /// The encoded regions (count first); empty before version 2.
+    regions: &'a [u8],
+}
+
+impl RawEntry<'_> {
+    /// The path, for messages.
+    fn shown_path(&self) -> String {
+        String::from_utf8_lossy(self.path).into_owned()
+    }
+
+    fn path(&self) -> Result<String, DecodeError> {
+        String::from_utf8(self.path.to_vec()).map_err(|_| {
+            DecodeError::Corrupt(format!(
+                "a path is not valid UTF-8: {:?}",
+                self.shown_path()
+            ))
+        })
+    }
+
+    fn regions(&self) -> Result<Vec<CodeRegion>, DecodeError> {
+        if self.regions.is_empty() {
+            return Ok(Vec::new());
+        }
+        Reader {
+            bytes: self.regions,
+            pos: 0,
+        }
+        .regions(&self.shown_path())
+    }
+
+    fn to_file(&self) -> Result<FileCoverage, DecodeError> {
+        Ok(FileCoverage {
+            source_hash: SourceHash(self.hash),
+            statements: self.statements.to_set(),
+            excluded: self.excluded.to_set(),
+            executed: self.executed.to_set(),
+            line_count: self.line_count,
+            regions: self.regions()?,
+        })
+    }
+}
+
+/// Checks the file's magic, version, checksum and the structure of every
+/// entry, without decoding line sets and regions.
+fn parse(bytes: &[u8]) -> Result<Parsed<'_>, DecodeError> {
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
         return Err(DecodeError::NotDataFile);
     }
@@ -192,42 +258,42 @@ fn decode_inner(bytes: &[u8]) -> Result<CoverageData, DecodeError> {
         ));
     }
     reader.bytes = body;
-    let meta = DataMeta {
-        producer: reader.string()?,
-        python: reader.string()?,
-    };
-    let mut data = CoverageData::new(meta);
-    let count = reader.u32()?;
-    let mut previous: Option<String> = None;
+    let producer = reader.str()?;
+    let python = reader.str()?;
+    let count = reader.u32()? as usize;
+    // Each entry takes at least 32 bytes: never allocate more than the
+    // input could describe.
+    let mut entries: Vec<RawEntry<'_>> = Vec::with_capacity(count.min(body.len() / 32));
     for _ in 0..count {
-        let path = reader.string()?;
-        if previous.as_ref().is_some_and(|p| *p >= path) {
+        let path = reader.bytes_field()?;
+        if entries.last().is_some_and(|previous| previous.path >= path) {
             return Err(DecodeError::Corrupt(format!(
-                "file entries out of order at {path:?}"
+                "file entries out of order at {:?}",
+                String::from_utf8_lossy(path)
             )));
         }
         let mut hash = [0u8; 16];
         hash.copy_from_slice(reader.take(16)?);
-        let statements = reader.lineset(&path)?;
-        let excluded = reader.lineset(&path)?;
-        let executed = reader.lineset(&path)?;
+        let statements = reader.encoded_set(path)?;
+        let excluded = reader.encoded_set(path)?;
+        let executed = reader.encoded_set(path)?;
         let (line_count, regions) = if version >= 2 {
-            (reader.u32()?, reader.regions(&path)?)
+            let line_count = reader.u32()?;
+            let start = reader.pos;
+            reader.check_regions(path)?;
+            (line_count, &reader.bytes[start..reader.pos])
         } else {
-            (0, Vec::new())
+            (0, &[][..])
         };
-        data.insert(
-            path.clone(),
-            FileCoverage {
-                source_hash: SourceHash(hash),
-                statements,
-                excluded,
-                executed,
-                line_count,
-                regions,
-            },
-        );
-        previous = Some(path);
+        entries.push(RawEntry {
+            path,
+            hash,
+            statements,
+            excluded,
+            executed,
+            line_count,
+            regions,
+        });
     }
     if reader.pos != reader.bytes.len() {
         return Err(DecodeError::Corrupt(format!(
@@ -235,7 +301,98 @@ fn decode_inner(bytes: &[u8]) -> Result<CoverageData, DecodeError> {
             reader.bytes.len() - reader.pos
         )));
     }
+    Ok(Parsed {
+        producer,
+        python,
+        entries,
+    })
+}
+
+fn decode_inner(bytes: &[u8]) -> Result<CoverageData, DecodeError> {
+    let parsed = parse(bytes)?;
+    let mut data = CoverageData::new(DataMeta {
+        producer: parsed.producer.to_owned(),
+        python: parsed.python.to_owned(),
+    });
+    for entry in &parsed.entries {
+        data.insert(entry.path()?, entry.to_file()?);
+    }
     Ok(data)
+}
+
+/// Unions a data file's bytes into `into` as [`CoverageData::merge`] does,
+/// without decoding the files `into` already has: their line sets are
+/// compared and OR-ed in place. The input is checked, and what is merged
+/// decoded, before `into` changes, so a bad input changes nothing. `path`
+/// only names the file in errors.
+pub fn merge_encoded(
+    bytes: &[u8],
+    path: &Path,
+    into: &mut CoverageData,
+) -> Result<Vec<MergeConflict>, DataFileError> {
+    merge_inner(bytes, into).map_err(|e| name_error(e, path))
+}
+
+fn merge_inner(bytes: &[u8], into: &mut CoverageData) -> Result<Vec<MergeConflict>, DecodeError> {
+    let parsed = parse(bytes)?;
+    let adopt_meta = into.is_empty() && into.meta == DataMeta::default();
+    let mut conflicts = Vec::new();
+    let mut new_files = Vec::new();
+    {
+        // Both sides are sorted by path: one walk pairs them up. The
+        // updates hold disjoint borrows of `into`'s files until all is
+        // known to be good.
+        let mut updates = Vec::new();
+        let mut existing = into.files_mut().peekable();
+        for entry in &parsed.entries {
+            while existing
+                .peek()
+                .is_some_and(|(known, _)| known.as_bytes() < entry.path)
+            {
+                existing.next();
+            }
+            let same = existing
+                .peek()
+                .is_some_and(|(known, _)| known.as_bytes() == entry.path);
+            if !same {
+                new_files.push((entry.path()?, entry.to_file()?));
+                continue;
+            }
+            let Some((known, mine)) = existing.next() else {
+                continue;
+            };
+            if !mine.statements.equals_encoded(entry.statements) {
+                conflicts.push(MergeConflict {
+                    path: known.clone(),
+                });
+                continue;
+            }
+            let regions = if mine.regions.is_empty() && !entry.regions.is_empty() {
+                Some(entry.regions()?)
+            } else {
+                None
+            };
+            updates.push((mine, entry, regions));
+        }
+        for (mine, entry, regions) in updates {
+            mine.executed.union_encoded(entry.executed);
+            mine.excluded.union_encoded(entry.excluded);
+            mine.line_count = mine.line_count.max(entry.line_count);
+            if let Some(regions) = regions {
+                mine.regions = regions;
+            }
+        }
+    }
+    if adopt_meta {
+        into.meta = DataMeta {
+            producer: parsed.producer.to_owned(),
+            python: parsed.python.to_owned(),
+        };
+    }
+    for (path, file) in new_files {
+        into.insert(path, file);
+    }
+    Ok(conflicts)
 }
 
 fn truncated() -> DecodeError {
@@ -261,11 +418,61 @@ impl<'a> Reader<'a> {
         Ok(u32::from_le_bytes(raw))
     }
 
-    fn string(&mut self) -> Result<String, DecodeError> {
+    /// A length-prefixed field, unchecked.
+    fn bytes_field(&mut self) -> Result<&'a [u8], DecodeError> {
         let len = self.u32()? as usize;
-        let raw = self.take(len)?;
-        String::from_utf8(raw.to_vec())
+        self.take(len)
+    }
+
+    fn str(&mut self) -> Result<&'a str, DecodeError> {
+        std::str::from_utf8(self.bytes_field()?)
             .map_err(|_| DecodeError::Corrupt("a string is not valid UTF-8".into()))
+    }
+
+    fn string(&mut self) -> Result<String, DecodeError> {
+        self.str().map(str::to_owned)
+    }
+
+    /// Walks the regions as [`Reader::regions`] reads them, checking them
+    /// without building anything.
+    /// Walks the regions as [`Reader::regions`] reads them, checking all
+    /// but the UTF-8 of their names, without building anything.
+    fn check_regions(&mut self, path: &[u8]) -> Result<(), DecodeError> {
+        let corrupt = |what: String| {
+            DecodeError::Corrupt(format!("{}: {what}", String::from_utf8_lossy(path)))
+        };
+        let count = self.u32()?;
+        for _ in 0..count {
+            let kind = self.take(1)?[0];
+            if kind > 1 {
+                return Err(corrupt(format!("unknown region kind {kind}")));
+            }
+            self.bytes_field()?;
+            let start = self.u32()?;
+            if LineNo::new(start).is_none() {
+                return Err(corrupt(format!("invalid line number {start}")));
+            }
+            let ranges = self.u32()?;
+            let mut previous_end = 0;
+            for _ in 0..ranges {
+                let (first, last) = (self.u32()?, self.u32()?);
+                if LineNo::new(first).is_none() || LineNo::new(last).is_none() {
+                    return Err(corrupt(format!("invalid line number in {first}-{last}")));
+                }
+                if first > last || previous_end >= first {
+                    return Err(corrupt("a region has unordered lines".into()));
+                }
+                previous_end = last;
+            }
+        }
+        Ok(())
+    }
+
+    fn encoded_set(&mut self, path: &[u8]) -> Result<EncodedLineSet<'a>, DecodeError> {
+        EncodedLineSet::read(self.bytes, &mut self.pos).map_err(|e| match e {
+            crate::LineSetDecodeError::Truncated => truncated(),
+            other => DecodeError::Corrupt(format!("{}: {other}", String::from_utf8_lossy(path))),
+        })
     }
 
     fn line(&mut self, path: &str) -> Result<LineNo, DecodeError> {
@@ -308,13 +515,6 @@ impl<'a> Reader<'a> {
         }
         Ok(regions)
     }
-
-    fn lineset(&mut self, path: &str) -> Result<LineSet, DecodeError> {
-        LineSet::decode_from(self.bytes, &mut self.pos).map_err(|e| match e {
-            crate::LineSetDecodeError::Truncated => truncated(),
-            other => DecodeError::Corrupt(format!("{path}: {other}")),
-        })
-    }
 }
 
 /// Reads and parses a data file.
@@ -324,6 +524,18 @@ pub fn read(path: &Path) -> Result<CoverageData, DataFileError> {
         source,
     })?;
     decode(&bytes, path)
+}
+
+/// Reads a data file and unions it into `into` ([`merge_encoded`]).
+pub fn read_into(
+    path: &Path,
+    into: &mut CoverageData,
+) -> Result<Vec<MergeConflict>, DataFileError> {
+    let bytes = fs::read(path).map_err(|source| DataFileError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    merge_encoded(&bytes, path, into)
 }
 
 /// Writes `data` to `path` atomically: into a temporary file beside it, then
@@ -400,6 +612,7 @@ fn temporary_sibling(path: &Path) -> io::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::LineSet;
     use proptest::prelude::*;
 
     fn lines(ns: &[u32]) -> LineSet {
@@ -582,5 +795,82 @@ mod tests {
             let decoded = decode(&encoded(&data), Path::new("p")).expect("decode");
             prop_assert_eq!(decoded, data);
         }
+
+        #[test]
+        fn merging_encoded_bytes_is_merging_decoded_data(
+            a in small_data(),
+            b in small_data(),
+        ) {
+            let mut expected = a.clone();
+            let expected_conflicts = expected.merge(b.clone());
+            let mut merged = a;
+            let conflicts = merge_encoded(&encoded(&b), Path::new("b"), &mut merged).expect("merge");
+            prop_assert_eq!(conflicts, expected_conflicts);
+            prop_assert_eq!(merged, expected);
+        }
+    }
+
+    /// Few paths and few statement patterns, so inputs overlap and sometimes
+    /// conflict; some files carry regions.
+    fn small_data() -> impl Strategy<Value = CoverageData> {
+        proptest::collection::btree_map(
+            "[ab]{1,2}",
+            (
+                0u32..3,
+                proptest::collection::vec(1u32..200, 0..20),
+                any::<bool>(),
+            ),
+            0..5,
+        )
+        .prop_map(|files| {
+            let mut data = CoverageData::default();
+            for (path, (pattern, executed, with_regions)) in files {
+                let statements: Vec<u32> = (1..200).filter(|n| n % (pattern + 2) == 0).collect();
+                let regions = if with_regions {
+                    vec![CodeRegion {
+                        kind: RegionKind::Function,
+                        name: "f".into(),
+                        start: LineNo::FIRST,
+                        lines: LineRanges::from_pairs(vec![(LineNo::FIRST, LineNo::FIRST)])
+                            .unwrap_or_default(),
+                    }]
+                } else {
+                    Vec::new()
+                };
+                data.insert(
+                    path,
+                    FileCoverage {
+                        statements: lines(&statements),
+                        executed: lines(&executed),
+                        line_count: if with_regions { 200 } else { 0 },
+                        regions,
+                        ..FileCoverage::default()
+                    },
+                );
+            }
+            data
+        })
+    }
+
+    #[test]
+    fn a_bad_input_merges_nothing() {
+        let mut merged = sample();
+        let before = merged.clone();
+        let mut other = sample();
+        other.insert("/p/zz.py".into(), FileCoverage::default());
+        let mut bytes = encoded(&other);
+        // The last entry's regions made malformed, with the checksum made
+        // right again: only the structure is wrong, after files that would
+        // merge.
+        let body_len = bytes.len() - 8;
+        let regions_count_at = body_len - 4;
+        bytes[regions_count_at..body_len].copy_from_slice(&1u32.to_le_bytes());
+        bytes.truncate(body_len);
+        bytes.extend_from_slice(&[7, 0, 0, 0, 0]);
+        let checksum = xxhash_rust::xxh3::xxh3_64(&bytes);
+        bytes.extend_from_slice(&checksum.to_le_bytes());
+        let err = merge_encoded(&bytes, Path::new("bad"), &mut merged).expect_err("bad regions");
+        assert!(err.to_string().starts_with("bad is damaged: "), "{err}");
+        assert_eq!(merged, before);
     }
 }

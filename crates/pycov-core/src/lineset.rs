@@ -249,6 +249,36 @@ impl LineSet {
     /// it. The word count is checked against [`LineNo::MAX`] and the input
     /// length before anything is allocated.
     pub fn decode_from(bytes: &[u8], pos: &mut usize) -> Result<LineSet, LineSetDecodeError> {
+        EncodedLineSet::read(bytes, pos).map(EncodedLineSet::to_set)
+    }
+
+    /// Whether the set equals an encoded one, without decoding it.
+    pub(crate) fn equals_encoded(&self, other: EncodedLineSet<'_>) -> bool {
+        let mut theirs = other.words();
+        self.words.iter().all(|&w| theirs.next() == Some(w)) && theirs.all(|w| w == 0)
+    }
+
+    /// Adds the lines of an encoded set, without decoding it.
+    pub(crate) fn union_encoded(&mut self, other: EncodedLineSet<'_>) {
+        let len = other.0.len() / 8;
+        if len > self.words.len() {
+            self.words.resize(len, 0);
+        }
+        for (mine, theirs) in self.words.iter_mut().zip(other.words()) {
+            *mine |= theirs;
+        }
+        self.trim();
+    }
+}
+
+/// A set as a data file stores it, read in place and checked: little-endian
+/// words, bit `n` = line `n` (possibly with trailing zero words).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EncodedLineSet<'a>(&'a [u8]);
+
+impl<'a> EncodedLineSet<'a> {
+    /// Reads and checks the set at `*pos`, advancing it.
+    pub(crate) fn read(bytes: &'a [u8], pos: &mut usize) -> Result<Self, LineSetDecodeError> {
         let count = bytes
             .get(*pos..*pos + 4)
             .ok_or(LineSetDecodeError::Truncated)?;
@@ -260,12 +290,34 @@ impl LineSet {
         let raw = bytes
             .get(start..start + words * 8)
             .ok_or(LineSetDecodeError::Truncated)?;
+        let set = EncodedLineSet(raw);
+        if set.words().next().is_some_and(|w| w & 1 != 0) {
+            return Err(LineSetDecodeError::LineZero);
+        }
+        let last_word = LineNo::MAX as usize / WORD_BITS;
+        let allowed_bits = LineNo::MAX as usize % WORD_BITS + 1;
+        if let Some(word) = set.words().nth(last_word) {
+            if allowed_bits < WORD_BITS && word >> allowed_bits != 0 {
+                return Err(LineSetDecodeError::TooLarge);
+            }
+        }
         *pos = start + words * 8;
-        let words = raw
+        Ok(set)
+    }
+
+    fn words(self) -> impl Iterator<Item = u64> + 'a {
+        self.0
             .chunks_exact(8)
             .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-            .collect();
-        LineSet::from_words(words).ok_or(LineSetDecodeError::LineZero)
+    }
+
+    /// The set, decoded.
+    pub(crate) fn to_set(self) -> LineSet {
+        let mut set = LineSet {
+            words: self.words().collect(),
+        };
+        set.trim();
+        set
     }
 }
 

@@ -164,6 +164,13 @@ impl CoverageData {
         self.files.iter().map(|(path, file)| (path.as_str(), file))
     }
 
+    /// Files in path order, changeable.
+    pub(crate) fn files_mut(
+        &mut self,
+    ) -> std::collections::btree_map::IterMut<'_, String, FileCoverage> {
+        self.files.iter_mut()
+    }
+
     /// Files in path order, by value.
     pub fn into_files(self) -> impl Iterator<Item = (String, FileCoverage)> {
         self.files.into_iter()
