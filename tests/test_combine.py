@@ -5,6 +5,7 @@ the checkout, and bad inputs are named, kept and never lose data."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -184,3 +185,60 @@ def test_bad_paths_configuration_is_an_error(python, tmp_path):
     assert "pyproject.toml: [tool.pycov.paths]" in result.stderr
     assert "must not end with a wildcard" in result.stderr
     assert len(parallel_files(tmp_path)) == 1
+
+
+def test_another_tools_lcov_merges_with_pycov_data(python, tmp_path):
+    """coverage.py's LCOV of one run and pycov's data of another: one report
+    with the lines of both, pycov's statements, and the LCOV file kept."""
+    write(tmp_path / "prog.py", PROGRAM)
+    write(tmp_path / "other.py", "x = 1\nif x:\n    y = 2\n")
+    assert python.pycov(["run", "-p", "prog.py", "small"], tmp_path).returncode == 0
+    rc = tmp_path / "empty.rc"
+    rc.write_text("")
+    ran = python.run(["-m", "coverage", "run", f"--rcfile={rc}", "prog.py", "big"], tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    ran = python.run(["-m", "coverage", "run", f"--rcfile={rc}", "-a", "other.py"], tmp_path)
+    assert python.run(["-m", "coverage", "lcov", f"--rcfile={rc}", "-o", "big.lcov"], tmp_path).returncode == 0
+
+    result = python.pycov(["combine", ".", "big.lcov"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Combined data file big.lcov" in result.stdout
+    assert (tmp_path / "big.lcov").exists()
+    report = python.pycov_json(tmp_path)
+    assert file_lines(report, "prog.py") == ([1, 4, 5, 8, 9, 12, 13, 15], [])
+    # A file only the LCOV knows comes with the LCOV's statements.
+    assert file_lines(report, "other.py") == ([1, 2, 3], [])
+
+
+def test_reports_read_lcov_next_to_pycov_data(python, tmp_path):
+    write(tmp_path / "prog.py", PROGRAM)
+    assert python.pycov(["run", "prog.py", "small"], tmp_path).returncode == 0
+    write(tmp_path / "extra.lcov", "SF:prog.py\nDA:9,1\nDA:15,1\nDA:16,1\nend_of_record\n")
+    report = python.pycov(["json", "--data-file", ".pycov", "--data-file", "extra.lcov", "-o", "-"], tmp_path)
+    assert report.returncode == 0, report.stderr
+    entry = json.loads(report.stdout)["files"]["prog.py"]
+    # Line 16 is no statement of pycov's: it does not count.
+    assert (entry["executed_lines"], entry["missing_lines"]) == ([1, 4, 5, 8, 9, 12, 13, 15], [])
+
+
+def test_bad_foreign_inputs_are_named_and_kept(python, tmp_path):
+    two_parallel_runs(python, tmp_path)
+    write(tmp_path / "huge.lcov", "SF:prog.py\nDA:4000000000,1\nend_of_record\n")
+    (tmp_path / ".coverage").write_bytes(b"SQLite format 3\x00" + bytes(100))
+    write(tmp_path / "entity.xml", """\
+        <?xml version="1.0"?>
+        <!DOCTYPE coverage [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>
+        <coverage><sources><source>&b;</source></sources></coverage>
+        """)
+    write(tmp_path / "random.bin", "\x00\x01 nothing\n")
+    result = python.pycov(["combine", ".", "huge.lcov", ".coverage", "entity.xml", "random.bin"], tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert any("huge.lcov: line 2: DA line number \"4000000000\"" in line for line in lines), result.stderr
+    assert any(".coverage is coverage.py data" in line for line in lines), result.stderr
+    assert any("entity.xml: Cobertura XML is not read yet" in line for line in lines), result.stderr
+    assert any("random.bin is not a pycov data file or an LCOV tracefile" in line for line in lines), result.stderr
+    for name in ("huge.lcov", ".coverage", "entity.xml", "random.bin"):
+        assert (tmp_path / name).exists()
+    assert parallel_files(tmp_path) == []
+    assert file_lines(python.pycov_json(tmp_path), "prog.py")[1] == []

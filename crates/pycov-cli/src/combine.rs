@@ -6,6 +6,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use pycov_report::read_lcov::{looks_like_lcov, read_lcov};
 
 use pycov_core::datafile::{self, DataFileError};
 use pycov_core::{CoverageData, MergeConflict, PathAliases};
@@ -120,19 +121,68 @@ pub(crate) fn remap(data: CoverageData, aliases: &PathAliases, cwd: &Path) -> Co
     remapped
 }
 
-/// Reads the data file `input` and merges it into `merged` through the
-/// path rules (without them, straight from its bytes).
-pub(crate) fn merge_data_file(
+/// SQLite's file header: coverage.py's `.coverage` files start with it.
+const SQLITE_MAGIC: &[u8] = b"SQLite format 3\0";
+
+/// Whether `input` is a pycov data file (by its first bytes). Natives are
+/// merged before foreign inputs, whose statements give way to theirs.
+pub(crate) fn is_native(input: &Path) -> bool {
+    let mut start = [0u8; 8];
+    std::fs::File::open(input)
+        .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut start))
+        .is_ok_and(|()| &start == datafile::MAGIC)
+}
+
+/// `inputs` with the pycov data files first, each group in its order.
+pub(crate) fn natives_first(inputs: Vec<PathBuf>) -> Vec<PathBuf> {
+    let (mut natives, foreign): (Vec<_>, Vec<_>) = inputs.into_iter().partition(|p| is_native(p));
+    natives.extend(foreign);
+    natives
+}
+
+/// Reads `input` (a pycov data file or an LCOV tracefile) and merges it into
+/// `merged` through the path rules. pycov data without rules merges
+/// straight from its bytes; LCOV's lines count only among the statements
+/// pycov data already has for a file.
+pub(crate) fn merge_input(
     merged: &mut CoverageData,
     input: &Path,
     aliases: &PathAliases,
     cwd: &Path,
-) -> Result<Vec<MergeConflict>, DataFileError> {
-    if aliases.is_empty() {
-        datafile::read_into(input, merged)
-    } else {
-        Ok(merged.merge(remap(datafile::read(input)?, aliases, cwd)))
+) -> Result<Vec<MergeConflict>> {
+    let bytes = std::fs::read(input).map_err(|source| DataFileError::Read {
+        path: input.to_owned(),
+        source,
+    })?;
+    if bytes.starts_with(datafile::MAGIC) {
+        return Ok(if aliases.is_empty() {
+            datafile::merge_encoded(&bytes, input, merged)?
+        } else {
+            merged.merge(remap(datafile::decode(&bytes, input)?, aliases, cwd))
+        });
     }
+    if bytes.starts_with(SQLITE_MAGIC) {
+        anyhow::bail!(
+            "{} is coverage.py data, which pycov does not read yet; give `coverage lcov`'s output instead",
+            input.display()
+        );
+    }
+    let text = std::str::from_utf8(&bytes).ok();
+    if let Some(text) = text.filter(|t| looks_like_lcov(t)) {
+        let data = read_lcov(text, cwd).with_context(|| format!("{}", input.display()))?;
+        merged.merge_foreign(remap(data, aliases, cwd));
+        return Ok(Vec::new());
+    }
+    if text.is_some_and(|t| t.trim_start().starts_with('<')) {
+        anyhow::bail!(
+            "{}: Cobertura XML is not read yet; give an LCOV tracefile instead",
+            input.display()
+        );
+    }
+    anyhow::bail!(
+        "{} is not a pycov data file or an LCOV tracefile",
+        input.display()
+    )
 }
 
 /// Says which files of `input` could not be merged; returns whether all
@@ -193,18 +243,19 @@ pub(crate) fn combine_command(args: CombineArgs) -> Result<Outcome> {
     }
     inputs.retain(|input| input != &output);
     inputs.dedup();
+    let inputs = natives_first(inputs);
     if inputs.is_empty() {
         anyhow::bail!("no data to combine (no {}.* files)", output.display());
     }
 
     let mut merged = CoverageData::default();
     if args.append && output.exists() {
-        merge_data_file(&mut merged, &output, &aliases, &cwd)?;
+        merge_input(&mut merged, &output, &aliases, &cwd)?;
     }
     let mut failed = false;
     let mut combined = Vec::new();
     for input in &inputs {
-        match merge_data_file(&mut merged, input, &aliases, &cwd) {
+        match merge_input(&mut merged, input, &aliases, &cwd) {
             Ok(conflicts) => {
                 if report_conflicts(&conflicts, input) {
                     combined.push(input);
@@ -213,7 +264,7 @@ pub(crate) fn combine_command(args: CombineArgs) -> Result<Outcome> {
                 }
             }
             Err(err) => {
-                eprintln!("pycov: error: {err}; not combined");
+                eprintln!("pycov: error: {err:#}; not combined");
                 failed = true;
             }
         }
@@ -227,7 +278,8 @@ pub(crate) fn combine_command(args: CombineArgs) -> Result<Outcome> {
         if !args.quiet {
             println!("Combined data file {}", relative_to(input, &cwd).display());
         }
-        if !args.keep {
+        // Other tools' files (LCOV) belong to the user: never removed.
+        if !args.keep && is_native(input) {
             std::fs::remove_file(input)
                 .with_context(|| format!("cannot remove {}", input.display()))?;
         }

@@ -308,14 +308,14 @@ fn load(common: &ReportCommon, config: &Config, cwd: &Path) -> Result<Loaded> {
     };
     let aliases = combine::path_aliases(config, cwd)?;
     let mut data = CoverageData::default();
-    for path in &paths {
+    for path in &combine::natives_first(paths) {
         if !path.exists() {
             anyhow::bail!(
                 "no data file {} (measure with `pycov run` first)",
                 path.display()
             );
         }
-        if let Some(conflict) = combine::merge_data_file(&mut data, path, &aliases, cwd)?.first() {
+        if let Some(conflict) = combine::merge_input(&mut data, path, &aliases, cwd)?.first() {
             anyhow::bail!(
                 "{} measured a different version of {} than the data files before it; report them separately",
                 path.display(),

@@ -214,6 +214,24 @@ impl CoverageData {
         conflicts
     }
 
+    /// Unions data whose statements another tool decided (LCOV, Cobertura):
+    /// a file already here keeps its statements and gains the other's
+    /// executed lines among them; a new file comes as it is.
+    pub fn merge_foreign(&mut self, other: CoverageData) {
+        for (path, theirs) in other.files {
+            match self.files.get_mut(&path) {
+                Some(mine) => {
+                    let mut ran = theirs.executed;
+                    ran.intersect_with(&mine.statements);
+                    mine.executed.union_with(&ran);
+                }
+                None => {
+                    self.files.insert(path, theirs);
+                }
+            }
+        }
+    }
+
     /// Sum of all files' counts.
     pub fn totals(&self) -> Counts {
         self.files.values().map(FileCoverage::counts).sum()
@@ -246,6 +264,26 @@ mod tests {
         assert_eq!(
             (counts.statements, counts.executed, counts.missing),
             (4, 2, 2)
+        );
+    }
+
+    #[test]
+    fn foreign_data_adds_executed_lines_among_known_statements() {
+        let mut a = CoverageData::default();
+        a.insert("/x.py".into(), file(&[1, 2, 3], &[1]));
+        let mut b = CoverageData::default();
+        b.insert("/x.py".into(), file(&[1, 2, 4], &[2, 4]));
+        b.insert("/z.py".into(), file(&[1, 5], &[5]));
+        a.merge_foreign(b);
+        let x = a.get("/x.py").expect("x");
+        assert_eq!(
+            (x.statements.clone(), x.executed.clone()),
+            (lines(&[1, 2, 3]), lines(&[1, 2]))
+        );
+        let z = a.get("/z.py").expect("z");
+        assert_eq!(
+            (z.statements.clone(), z.executed.clone()),
+            (lines(&[1, 5]), lines(&[5]))
         );
     }
 
