@@ -98,7 +98,7 @@ def test_damaged_foreign_and_future_data_files(python, tmp_path):
     good = (tmp_path / ".pycov").read_bytes()
     cases = {
         "truncated": (good[: len(good) // 2], "is damaged: checksum mismatch (truncated or modified)"),
-        "foreign": (b"SQLite format 3\x00" + b"\x00" * 100, "is not a pycov data file"),
+        "foreign": (b"SQLite format 3\x00" + b"\x00" * 100, "is coverage.py data, which pycov does not read yet"),
         "future": (good[:8] + struct.pack("<I", 99) + good[12:], "uses data format 99, newer than this pycov"),
     }
     for name, (content, message) in cases.items():
