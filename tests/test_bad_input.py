@@ -99,6 +99,7 @@ def test_damaged_foreign_and_future_data_files(python, tmp_path):
     cases = {
         "truncated": (good[: len(good) // 2], "is damaged: checksum mismatch (truncated or modified)"),
         "foreign": (b"SQLite format 3\x00" + b"\x00" * 100, "is coverage.py data, which pycov does not read yet"),
+        "junk": (b"\x00\x01 junk\n", "is not a pycov data file, an LCOV tracefile or Cobertura XML"),
         "future": (good[:8] + struct.pack("<I", 99) + good[12:], "uses data format 99, newer than this pycov"),
     }
     for name, (content, message) in cases.items():

@@ -236,9 +236,51 @@ def test_bad_foreign_inputs_are_named_and_kept(python, tmp_path):
     lines = result.stderr.splitlines()
     assert any("huge.lcov: line 2: DA line number \"4000000000\"" in line for line in lines), result.stderr
     assert any(".coverage is coverage.py data" in line for line in lines), result.stderr
-    assert any("entity.xml: Cobertura XML is not read yet" in line for line in lines), result.stderr
-    assert any("random.bin is not a pycov data file or an LCOV tracefile" in line for line in lines), result.stderr
+    assert any("entity.xml: line 2: a DOCTYPE with an internal subset" in line for line in lines), result.stderr
+    assert any("random.bin is not a pycov data file, an LCOV tracefile or Cobertura XML" in line
+               for line in lines), result.stderr
     for name in ("huge.lcov", ".coverage", "entity.xml", "random.bin"):
         assert (tmp_path / name).exists()
     assert parallel_files(tmp_path) == []
     assert file_lines(python.pycov_json(tmp_path), "prog.py")[1] == []
+
+
+def test_reports_flag_sources_changed_after_measuring(python, tmp_path):
+    write(tmp_path / "prog.py", PROGRAM)
+    assert python.pycov(["run", "prog.py", "small"], tmp_path).returncode == 0
+    fresh = python.pycov(["report"], tmp_path)
+    assert (fresh.returncode, fresh.stderr) == (0, "")
+    with (tmp_path / "prog.py").open("a") as source:
+        source.write("extra = 1\n")
+    stale = python.pycov(["report"], tmp_path)
+    assert stale.returncode == 0
+    assert stale.stderr == "pycov: warning: prog.py changed after it was measured; its lines may be wrong\n"
+    assert stale.stdout == fresh.stdout
+
+
+def test_cobertura_from_coverage_py_merges_with_pycov_data(python, tmp_path):
+    write(tmp_path / "prog.py", PROGRAM)
+    assert python.pycov(["run", "-p", "prog.py", "small"], tmp_path).returncode == 0
+    rc = tmp_path / "empty.rc"
+    rc.write_text("")
+    assert python.run(["-m", "coverage", "run", f"--rcfile={rc}", "prog.py", "big"], tmp_path).returncode == 0
+    assert python.run(["-m", "coverage", "xml", f"--rcfile={rc}", "-o", "big.xml"], tmp_path).returncode == 0
+    result = python.pycov(["combine", ".", "big.xml"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "big.xml").exists()
+    assert file_lines(python.pycov_json(tmp_path), "prog.py") == ([1, 4, 5, 8, 9, 12, 13, 15], [])
+
+
+def test_pycov_reports_read_back_as_the_same_coverage(python, tmp_path):
+    """LCOV and Cobertura written by pycov, read back by pycov, give the
+    data they were written from."""
+    write(tmp_path / "prog.py", PROGRAM)
+    assert python.pycov(["run", "prog.py", "small"], tmp_path).returncode == 0
+    original = python.pycov_json(tmp_path)["files"]
+    for kind in ("lcov", "xml"):
+        assert python.pycov([kind, "-o", f"out.{kind}"], tmp_path).returncode == 0
+        back = python.pycov(["json", "--data-file", f"out.{kind}", "-o", "-"], tmp_path)
+        assert back.returncode == 0, back.stderr
+        files = json.loads(back.stdout)["files"]
+        assert {name: file_lines({"files": files}, name) for name in files} == \
+            {name: file_lines({"files": original}, name) for name in original}, kind

@@ -6,6 +6,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use pycov_report::read_cobertura::{looks_like_xml, read_cobertura};
 use pycov_report::read_lcov::{looks_like_lcov, read_lcov};
 
 use pycov_core::datafile::{self, DataFileError};
@@ -140,10 +141,10 @@ pub(crate) fn natives_first(inputs: Vec<PathBuf>) -> Vec<PathBuf> {
     natives
 }
 
-/// Reads `input` (a pycov data file or an LCOV tracefile) and merges it into
-/// `merged` through the path rules. pycov data without rules merges
-/// straight from its bytes; LCOV's lines count only among the statements
-/// pycov data already has for a file.
+/// Reads `input` (a pycov data file, an LCOV tracefile or Cobertura XML)
+/// and merges it into `merged` through the path rules. pycov data without
+/// rules merges straight from its bytes; other tools' lines count only among
+/// the statements pycov data already has for a file.
 pub(crate) fn merge_input(
     merged: &mut CoverageData,
     input: &Path,
@@ -173,14 +174,13 @@ pub(crate) fn merge_input(
         merged.merge_foreign(remap(data, aliases, cwd));
         return Ok(Vec::new());
     }
-    if text.is_some_and(|t| t.trim_start().starts_with('<')) {
-        anyhow::bail!(
-            "{}: Cobertura XML is not read yet; give an LCOV tracefile instead",
-            input.display()
-        );
+    if let Some(text) = text.filter(|t| looks_like_xml(t)) {
+        let data = read_cobertura(text, cwd).with_context(|| format!("{}", input.display()))?;
+        merged.merge_foreign(remap(data, aliases, cwd));
+        return Ok(Vec::new());
     }
     anyhow::bail!(
-        "{} is not a pycov data file or an LCOV tracefile",
+        "{} is not a pycov data file, an LCOV tracefile or Cobertura XML",
         input.display()
     )
 }
@@ -278,7 +278,7 @@ pub(crate) fn combine_command(args: CombineArgs) -> Result<Outcome> {
         if !args.quiet {
             println!("Combined data file {}", relative_to(input, &cwd).display());
         }
-        // Other tools' files (LCOV) belong to the user: never removed.
+        // Other tools' files (LCOV, XML) belong to the user: never removed.
         if !args.keep && is_native(input) {
             std::fs::remove_file(input)
                 .with_context(|| format!("cannot remove {}", input.display()))?;

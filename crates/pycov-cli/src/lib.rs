@@ -23,6 +23,7 @@ use clap::Parser;
 
 use pycov_core::{
     datafile, CoverageData, ExcludeRules, FilePatterns, RunOptions, RunTarget, Selection,
+    SourceHash,
 };
 use pycov_report::json::{write_json, JsonOptions};
 use pycov_report::lcov::write_lcov;
@@ -324,12 +325,39 @@ fn load(common: &ReportCommon, config: &Config, cwd: &Path) -> Result<Loaded> {
         }
     }
     let canonical_cwd = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
-    Ok(Loaded {
+    let loaded = Loaded {
         data,
         cwd: canonical_cwd.to_string_lossy().into_owned(),
         include: FilePatterns::new(&common.include, &canonical_cwd)?,
         omit: FilePatterns::new(&common.omit, &canonical_cwd)?,
-    })
+    };
+    warn_stale(&loaded.files());
+    Ok(loaded)
+}
+
+/// Names the reported files whose source changed after it was measured:
+/// their line numbers may no longer point at the same code. Files without
+/// a hash (from LCOV) or not on this machine are not checked.
+fn warn_stale(files: &[ReportFile<'_>]) {
+    const SHOWN: usize = 5;
+    let stale: Vec<&str> = files
+        .iter()
+        .filter(|f| f.coverage.source_hash != SourceHash::default())
+        .filter(|f| {
+            std::fs::read(f.path)
+                .is_ok_and(|bytes| SourceHash::of(&bytes) != f.coverage.source_hash)
+        })
+        .map(|f| f.name.as_str())
+        .collect();
+    for name in stale.iter().take(SHOWN) {
+        eprintln!("pycov: warning: {name} changed after it was measured; its lines may be wrong");
+    }
+    if stale.len() > SHOWN {
+        eprintln!(
+            "pycov: warning: and {} more files changed after they were measured",
+            stale.len() - SHOWN
+        );
+    }
 }
 
 /// The total percentage the file reports check `--fail-under` against:
