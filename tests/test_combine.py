@@ -284,3 +284,39 @@ def test_pycov_reports_read_back_as_the_same_coverage(python, tmp_path):
         files = json.loads(back.stdout)["files"]
         assert {name: file_lines({"files": files}, name) for name in files} == \
             {name: file_lines({"files": original}, name) for name in original}, kind
+
+
+def test_one_file_under_two_spellings_counts_once(python, tmp_path):
+    """A module run through a symlinked directory and through its real one
+    is one file in the data, with the lines of both."""
+    import os
+
+    write(tmp_path / "real" / "mod.py", """\
+        import sys
+
+
+        def first():
+            return 1
+
+
+        def second():
+            return 2
+
+
+        if sys.argv[-1] == "first":
+            first()
+        else:
+            second()
+        """)
+    os.symlink(tmp_path / "real", tmp_path / "link")
+    write(tmp_path / "main.py", """\
+        import runpy, sys
+        sys.argv.append("first")
+        runpy.run_path("real/mod.py")
+        sys.argv.append("second")
+        runpy.run_path("./link/../link/mod.py")
+        """)
+    assert python.pycov(["run", "main.py"], tmp_path).returncode == 0
+    report = python.pycov_json(tmp_path)
+    assert sorted(report["files"]) == ["main.py", "real/mod.py"]
+    assert file_lines(report, "real/mod.py") == ([1, 4, 5, 8, 9, 12, 13, 15], [])
