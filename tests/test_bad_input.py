@@ -97,10 +97,10 @@ def test_damaged_foreign_and_future_data_files(python, tmp_path):
     assert python.pycov(["run", "prog.py"], tmp_path).returncode == 0
     good = (tmp_path / ".pycov").read_bytes()
     cases = {
-        "truncated": (good[: len(good) // 2], "is damaged: checksum mismatch (truncated or modified)"),
-        "foreign": (b"SQLite format 3\x00" + b"\x00" * 100, "is coverage.py data, which pycov does not read yet"),
-        "junk": (b"\x00\x01 junk\n", "is not a pycov data file, an LCOV tracefile or Cobertura XML"),
-        "future": (good[:8] + struct.pack("<I", 99) + good[12:], "uses data format 99, newer than this pycov"),
+        "truncated": (good[: len(good) // 2], " is damaged: checksum mismatch (truncated or modified)"),
+        "foreign": (b"SQLite format 3\x00" + b"\x00" * 100, ": not readable as coverage.py data: "),
+        "junk": (b"\x00\x01 junk\n", " is not a pycov data file, an LCOV tracefile or Cobertura XML"),
+        "future": (good[:8] + struct.pack("<I", 99) + good[12:], " uses data format 99, newer than this pycov"),
     }
     for name, (content, message) in cases.items():
         (tmp_path / name).write_bytes(content)
@@ -108,7 +108,7 @@ def test_damaged_foreign_and_future_data_files(python, tmp_path):
             result = python.pycov([*command, "--data-file", name], tmp_path)
             assert result.returncode == 1, name
             assert result.stdout == ""
-            assert result.stderr.startswith(f"pycov: {tmp_path / name} {message}"), result.stderr
+            assert result.stderr.startswith(f"pycov: {tmp_path / name}{message}"), result.stderr
 
 
 def test_report_without_data(python, tmp_path):

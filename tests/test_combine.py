@@ -235,7 +235,7 @@ def test_bad_foreign_inputs_are_named_and_kept(python, tmp_path):
     assert result.returncode == 1
     lines = result.stderr.splitlines()
     assert any("huge.lcov: line 2: DA line number \"4000000000\"" in line for line in lines), result.stderr
-    assert any(".coverage is coverage.py data" in line for line in lines), result.stderr
+    assert any(".coverage: not readable as coverage.py data: " in line for line in lines), result.stderr
     assert any("entity.xml: line 2: a DOCTYPE with an internal subset" in line for line in lines), result.stderr
     assert any("random.bin is not a pycov data file, an LCOV tracefile or Cobertura XML" in line
                for line in lines), result.stderr
@@ -320,3 +320,29 @@ def test_one_file_under_two_spellings_counts_once(python, tmp_path):
     report = python.pycov_json(tmp_path)
     assert sorted(report["files"]) == ["main.py", "real/mod.py"]
     assert file_lines(report, "real/mod.py") == ([1, 4, 5, 8, 9, 12, 13, 15], [])
+
+
+def test_coverage_py_data_adds_its_lines_to_pycov_data(python, tmp_path):
+    """coverage.py's .coverage (line and branch data) adds what ran to the
+    files pycov measured; files only it measured are named and left out."""
+    write(tmp_path / "prog.py", PROGRAM)
+    write(tmp_path / "only_theirs.py", "x = 1\n")
+    assert python.pycov(["run", "-p", "prog.py", "small"], tmp_path).returncode == 0
+    rc = tmp_path / "empty.rc"
+    rc.write_text("")
+    for branch, name in (([], "lines.cov"), (["--branch"], "arcs.cov")):
+        ran = python.run(["-m", "coverage", "run", f"--rcfile={rc}", *branch, f"--data-file={name}",
+                          "prog.py", "big"], tmp_path)
+        assert ran.returncode == 0, ran.stderr
+    ran = python.run(["-m", "coverage", "run", f"--rcfile={rc}", "-a", "--data-file=lines.cov", "only_theirs.py"],
+                     tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    for name in ("lines.cov", "arcs.cov"):
+        result = python.pycov(["combine", "--keep", ".", name], tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert file_lines(python.pycov_json(tmp_path), "prog.py") == ([1, 4, 5, 8, 9, 12, 13, 15], []), name
+        assert (tmp_path / name).exists()
+    result = python.pycov(["combine", "--keep", ".", "lines.cov"], tmp_path)
+    assert "lines.cov: 1 file(s) only coverage.py measured are left out" in result.stderr
+    assert "only_theirs.py" in result.stderr
+    assert "only_theirs.py" not in python.pycov_json(tmp_path)["files"]

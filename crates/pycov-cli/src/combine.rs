@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use pycov_report::read_cobertura::{looks_like_xml, read_cobertura};
+use pycov_report::read_coveragepy::read_coveragepy;
 use pycov_report::read_lcov::{looks_like_lcov, read_lcov};
 
 use pycov_core::datafile::{self, DataFileError};
@@ -125,26 +126,40 @@ pub(crate) fn remap(data: CoverageData, aliases: &PathAliases, cwd: &Path) -> Co
 /// SQLite's file header: coverage.py's `.coverage` files start with it.
 const SQLITE_MAGIC: &[u8] = b"SQLite format 3\0";
 
-/// Whether `input` is a pycov data file (by its first bytes). Natives are
-/// merged before foreign inputs, whose statements give way to theirs.
+/// The order inputs merge in, by their first bytes: pycov data first, then
+/// files that carry statements (LCOV, XML), then coverage.py data, which
+/// only adds executed lines to files the others know.
+fn merge_rank(input: &Path) -> u8 {
+    let mut start = [0u8; 16];
+    let read = std::fs::File::open(input)
+        .and_then(|mut file| std::io::Read::read(&mut file, &mut start))
+        .unwrap_or(0);
+    let start = &start[..read];
+    if start.starts_with(datafile::MAGIC) {
+        0
+    } else if start.starts_with(SQLITE_MAGIC) {
+        2
+    } else {
+        1
+    }
+}
+
+/// Whether `input` is a pycov data file (by its first bytes).
 pub(crate) fn is_native(input: &Path) -> bool {
-    let mut start = [0u8; 8];
-    std::fs::File::open(input)
-        .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut start))
-        .is_ok_and(|()| &start == datafile::MAGIC)
+    merge_rank(input) == 0
 }
 
-/// `inputs` with the pycov data files first, each group in its order.
-pub(crate) fn natives_first(inputs: Vec<PathBuf>) -> Vec<PathBuf> {
-    let (mut natives, foreign): (Vec<_>, Vec<_>) = inputs.into_iter().partition(|p| is_native(p));
-    natives.extend(foreign);
-    natives
+/// `inputs` in merge order ([`merge_rank`]), each group in its order.
+pub(crate) fn natives_first(mut inputs: Vec<PathBuf>) -> Vec<PathBuf> {
+    inputs.sort_by_cached_key(|input| merge_rank(input));
+    inputs
 }
 
-/// Reads `input` (a pycov data file, an LCOV tracefile or Cobertura XML)
-/// and merges it into `merged` through the path rules. pycov data without
-/// rules merges straight from its bytes; other tools' lines count only among
-/// the statements pycov data already has for a file.
+/// Reads `input` (a pycov data file, an LCOV tracefile, Cobertura XML or
+/// coverage.py's `.coverage`) and merges it into `merged` through the path
+/// rules. pycov data without rules merges straight from its bytes; other
+/// tools' lines count only among the statements pycov data already has for
+/// a file.
 pub(crate) fn merge_input(
     merged: &mut CoverageData,
     input: &Path,
@@ -163,10 +178,16 @@ pub(crate) fn merge_input(
         });
     }
     if bytes.starts_with(SQLITE_MAGIC) {
-        anyhow::bail!(
-            "{} is coverage.py data, which pycov does not read yet; give `coverage lcov`'s output instead",
-            input.display()
-        );
+        let data = read_coveragepy(input, cwd).with_context(|| format!("{}", input.display()))?;
+        let unknown = merged.merge_executed(remap(data, aliases, cwd));
+        if let Some(first) = unknown.first() {
+            eprintln!(
+                "pycov: warning: {}: {} file(s) only coverage.py measured are left out, as pycov knows no statements for them (e.g. {first}); measure them with pycov too, or give coverage.py's LCOV",
+                input.display(),
+                unknown.len()
+            );
+        }
+        return Ok(Vec::new());
     }
     let text = std::str::from_utf8(&bytes).ok();
     if let Some(text) = text.filter(|t| looks_like_lcov(t)) {

@@ -232,6 +232,24 @@ impl CoverageData {
         }
     }
 
+    /// Unions data that knows what ran but not what could have (coverage.py's
+    /// `.coverage`): a file already here gains the executed lines among its
+    /// statements; the paths of files not here are returned, not added.
+    pub fn merge_executed(&mut self, other: CoverageData) -> Vec<String> {
+        let mut unknown = Vec::new();
+        for (path, theirs) in other.files {
+            match self.files.get_mut(&path) {
+                Some(mine) => {
+                    let mut ran = theirs.executed;
+                    ran.intersect_with(&mine.statements);
+                    mine.executed.union_with(&ran);
+                }
+                None => unknown.push(path),
+            }
+        }
+        unknown
+    }
+
     /// Sum of all files' counts.
     pub fn totals(&self) -> Counts {
         self.files.values().map(FileCoverage::counts).sum()

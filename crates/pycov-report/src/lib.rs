@@ -24,6 +24,7 @@ pub mod json;
 pub mod lcov;
 pub mod numbers;
 pub mod read_cobertura;
+pub mod read_coveragepy;
 pub mod read_lcov;
 pub mod text;
 pub mod xml;
