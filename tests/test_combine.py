@@ -346,3 +346,30 @@ def test_coverage_py_data_adds_its_lines_to_pycov_data(python, tmp_path):
     assert "lines.cov: 1 file(s) only coverage.py measured are left out" in result.stderr
     assert "only_theirs.py" in result.stderr
     assert "only_theirs.py" not in python.pycov_json(tmp_path)["files"]
+
+
+def test_coverage_py_data_alone_leaves_the_data_file_alone(python, tmp_path):
+    write(tmp_path / "prog.py", PROGRAM)
+    assert python.pycov(["run", "prog.py", "small"], tmp_path).returncode == 0
+    before = (tmp_path / ".pycov").read_bytes()
+    rc = tmp_path / "empty.rc"
+    rc.write_text("")
+    assert python.run(["-m", "coverage", "run", f"--rcfile={rc}", "prog.py", "big"], tmp_path).returncode == 0
+    result = python.pycov(["combine", ".coverage"], tmp_path)
+    assert result.returncode == 1
+    assert "no data to combine" in result.stderr
+    assert (tmp_path / ".pycov").read_bytes() == before
+
+
+def test_inputs_named_twice_or_as_the_output_merge_once(python, tmp_path):
+    two_parallel_runs(python, tmp_path)
+    (tmp_path / "sub").mkdir()
+    result = python.pycov(["combine", ".", "./", "sub/.."], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 2
+    assert parallel_files(tmp_path) == []
+    # The data file itself, spelled another way, is not an input to delete.
+    result = python.pycov(["combine", "sub/../.pycov"], tmp_path)
+    assert result.returncode == 1
+    assert (tmp_path / ".pycov").exists()
+    assert file_lines(python.pycov_json(tmp_path), "prog.py")[1] == []

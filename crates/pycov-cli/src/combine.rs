@@ -103,24 +103,35 @@ pub(crate) fn path_aliases(config: &Config, cwd: &Path) -> Result<PathAliases> {
         .with_context(|| format!("{origin}: [tool.pycov.paths]"))
 }
 
-/// Renames the files of `data` through `aliases`; files that land on the
-/// same path are merged.
-pub(crate) fn remap(data: CoverageData, aliases: &PathAliases, cwd: &Path) -> CoverageData {
+/// Renames the files of `data` through `aliases` (a mapped path that exists
+/// is made canonical, as the runner records paths); files that land on the
+/// same path are merged. Returns the files that could not be, because two
+/// spellings carried different statements.
+pub(crate) fn remap(
+    data: CoverageData,
+    aliases: &PathAliases,
+    cwd: &Path,
+) -> (CoverageData, Vec<MergeConflict>) {
     if aliases.is_empty() {
-        return data;
+        return (data, Vec::new());
     }
     let mut remapped = CoverageData::new(data.meta.clone());
+    let mut conflicts = Vec::new();
     for (path, file) in data.into_files() {
         let path = aliases
             .map(&path, cwd, |p| Path::new(p).exists())
+            .map(|mapped| {
+                std::fs::canonicalize(&mapped)
+                    .ok()
+                    .and_then(|c| c.to_str().map(str::to_owned))
+                    .unwrap_or(mapped)
+            })
             .unwrap_or(path);
         let mut one = CoverageData::default();
         one.insert(path, file);
-        // Two spellings of one file measured with different statements keep
-        // the first; nothing is invented.
-        let _ = remapped.merge(one);
+        conflicts.extend(remapped.merge(one));
     }
-    remapped
+    (remapped, conflicts)
 }
 
 /// SQLite's file header: coverage.py's `.coverage` files start with it.
@@ -171,15 +182,17 @@ pub(crate) fn merge_input(
         source,
     })?;
     if bytes.starts_with(datafile::MAGIC) {
-        return Ok(if aliases.is_empty() {
-            datafile::merge_encoded(&bytes, input, merged)?
-        } else {
-            merged.merge(remap(datafile::decode(&bytes, input)?, aliases, cwd))
-        });
+        if aliases.is_empty() {
+            return Ok(datafile::merge_encoded(&bytes, input, merged)?);
+        }
+        let (data, mut conflicts) = remap(datafile::decode(&bytes, input)?, aliases, cwd);
+        conflicts.extend(merged.merge(data));
+        return Ok(conflicts);
     }
     if bytes.starts_with(SQLITE_MAGIC) {
         let data = read_coveragepy(input, cwd).with_context(|| format!("{}", input.display()))?;
-        let unknown = merged.merge_executed(remap(data, aliases, cwd));
+        let (data, conflicts) = remap(data, aliases, cwd);
+        let unknown = merged.merge_executed(data);
         if let Some(first) = unknown.first() {
             eprintln!(
                 "pycov: warning: {}: {} file(s) only coverage.py measured are left out, as pycov knows no statements for them (e.g. {first}); measure them with pycov too, or give coverage.py's LCOV",
@@ -187,18 +200,20 @@ pub(crate) fn merge_input(
                 unknown.len()
             );
         }
-        return Ok(Vec::new());
+        return Ok(conflicts);
     }
     let text = std::str::from_utf8(&bytes).ok();
     if let Some(text) = text.filter(|t| looks_like_lcov(t)) {
         let data = read_lcov(text, cwd).with_context(|| format!("{}", input.display()))?;
-        merged.merge_foreign(remap(data, aliases, cwd));
-        return Ok(Vec::new());
+        let (data, conflicts) = remap(data, aliases, cwd);
+        merged.merge_foreign(data);
+        return Ok(conflicts);
     }
     if let Some(text) = text.filter(|t| looks_like_xml(t)) {
         let data = read_cobertura(text, cwd).with_context(|| format!("{}", input.display()))?;
-        merged.merge_foreign(remap(data, aliases, cwd));
-        return Ok(Vec::new());
+        let (data, conflicts) = remap(data, aliases, cwd);
+        merged.merge_foreign(data);
+        return Ok(conflicts);
     }
     anyhow::bail!(
         "{} is not a pycov data file, an LCOV tracefile or Cobertura XML",
@@ -262,8 +277,15 @@ pub(crate) fn combine_command(args: CombineArgs) -> Result<Outcome> {
             anyhow::bail!("no data file or directory {}", path.display());
         }
     }
-    inputs.retain(|input| input != &output);
-    inputs.dedup();
+    // The same file named twice, or the output itself under another
+    // spelling, would be merged twice or deleted after being written.
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let output_key = canonical(&output);
+    let mut seen = std::collections::HashSet::new();
+    inputs.retain(|input| {
+        let key = canonical(input);
+        key != output_key && seen.insert(key)
+    });
     let inputs = natives_first(inputs);
     if inputs.is_empty() {
         anyhow::bail!("no data to combine (no {}.* files)", output.display());
@@ -290,8 +312,12 @@ pub(crate) fn combine_command(args: CombineArgs) -> Result<Outcome> {
             }
         }
     }
-    if combined.is_empty() {
-        // Nothing merged: leave the data file as it was.
+    if combined.is_empty() || merged.is_empty() {
+        // Nothing merged (a `.coverage` alone adds lines only to files
+        // others know): leave the data file as it was.
+        if !failed {
+            eprintln!("pycov: error: no data to combine: the inputs name no file pycov can report");
+        }
         return Ok(Outcome::Exit(EXIT_ERROR));
     }
     datafile::write(&output, &merged)?;

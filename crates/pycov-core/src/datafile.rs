@@ -178,8 +178,8 @@ struct Parsed<'a> {
 }
 
 /// One file's entry, read in place. Everything is checked but the UTF-8 of
-/// the path and of region names, which is checked when they are decoded:
-/// merging never needs the names of files it already has.
+/// the path, which is checked when it is decoded: merging never needs the
+/// names of files it already has.
 struct RawEntry<'a> {
     path: &'a [u8],
     hash: [u8; 16],
@@ -435,8 +435,8 @@ impl<'a> Reader<'a> {
 
     /// Walks the regions as [`Reader::regions`] reads them, checking them
     /// without building anything.
-    /// Walks the regions as [`Reader::regions`] reads them, checking all
-    /// but the UTF-8 of their names, without building anything.
+    /// Walks the regions as [`Reader::regions`] reads them, checking them
+    /// without building anything.
     fn check_regions(&mut self, path: &[u8]) -> Result<(), DecodeError> {
         let corrupt = |what: String| {
             DecodeError::Corrupt(format!("{}: {what}", String::from_utf8_lossy(path)))
@@ -447,7 +447,9 @@ impl<'a> Reader<'a> {
             if kind > 1 {
                 return Err(corrupt(format!("unknown region kind {kind}")));
             }
-            self.bytes_field()?;
+            if std::str::from_utf8(self.bytes_field()?).is_err() {
+                return Err(corrupt("a region name is not valid UTF-8".into()));
+            }
             let start = self.u32()?;
             if LineNo::new(start).is_none() {
                 return Err(corrupt(format!("invalid line number {start}")));

@@ -121,7 +121,9 @@ impl PathAliases {
             let from = separator_of(path);
             let to = separator_of(&rule.result);
             let mut mapped = format!("{}{}", rule.result, rest.replace(from, &to.to_string()));
-            if !is_absolute_anywhere(&mapped) {
+            // POSIX results are normalised (`.`, `..`) and made absolute;
+            // Windows ones are left as written.
+            if mapped.starts_with('/') || !is_absolute_anywhere(&mapped) {
                 mapped = lexical_join(cwd, Path::new(&mapped))
                     .to_string_lossy()
                     .into_owned();

@@ -31,6 +31,41 @@ pub mod xml;
 
 use pycov_core::{CodeRegion, Counts, CoverageData, FileCoverage, LineNo, LineRanges, RegionKind};
 
+/// How much bitset memory a reader of another tool's report may use: a
+/// line number costs a bit of every line below it, so a small hostile file
+/// could otherwise ask for gigabytes. 16 MiB plus 8 bytes per input byte is
+/// far beyond what real reports need.
+#[derive(Debug)]
+pub(crate) struct LineBudget {
+    words_left: usize,
+}
+
+impl LineBudget {
+    pub(crate) fn for_input(bytes: usize) -> LineBudget {
+        LineBudget {
+            words_left: (1 << 21) + bytes,
+        }
+    }
+
+    /// Adds `line` to `set` if the budget allows the growth it needs.
+    pub(crate) fn insert(
+        &mut self,
+        set: &mut pycov_core::LineSet,
+        line: LineNo,
+    ) -> Result<(), String> {
+        let needed = (line.get() as usize / 64 + 1).saturating_sub(set.words().len());
+        if needed > self.words_left {
+            return Err(format!(
+                "line {} would need more memory than a report of this size can justify",
+                line.get()
+            ));
+        }
+        self.words_left -= needed;
+        set.insert(line);
+        Ok(())
+    }
+}
+
 /// Why a report could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {

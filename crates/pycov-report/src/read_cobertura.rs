@@ -12,10 +12,13 @@
 //! declarations live, and with them "billion laughs" expansion) is refused,
 //! and so is any other entity reference. Nothing is ever expanded.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use pycov_core::select::lexical_join;
 use pycov_core::{CoverageData, DataMeta, FileCoverage, LineNo};
+
+use crate::LineBudget;
 
 /// Why a Cobertura file cannot be read; `line` is 1-based.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -205,8 +208,11 @@ pub fn read_cobertura(text: &str, base: &Path) -> Result<CoverageData, Cobertura
     let text = text.trim_start_matches('\u{feff}');
     let mut scanner = Scanner { text, pos: 0 };
     let mut sources: Vec<String> = Vec::new();
-    let mut classes: Vec<(String, FileCoverage)> = Vec::new();
+    let mut classes: BTreeMap<String, FileCoverage> = BTreeMap::new();
+    let mut current_class: Option<String> = None;
     let mut stack: Vec<&str> = Vec::new();
+    let (mut open_methods, mut open_classes) = (0usize, 0usize);
+    let mut budget = LineBudget::for_input(text.len());
     let mut saw_root = false;
     let mut source_text: Option<String> = None;
     loop {
@@ -231,18 +237,21 @@ pub fn read_cobertura(text: &str, base: &Path) -> Result<CoverageData, Cobertura
                 }
                 let attrs = attributes(raw).map_err(&fail)?;
                 let get = |key: &str| attrs.iter().find(|(k, _)| *k == key).map(|(_, v)| v);
-                let in_method = stack.contains(&"method");
+                let in_method = open_methods > 0;
                 match name {
                     "source" if !empty => source_text = Some(String::new()),
                     "class" => {
                         let file = get("filename")
                             .filter(|f| !f.is_empty())
                             .ok_or_else(|| fail("a <class> without filename".into()))?;
-                        classes.push((file.clone(), FileCoverage::default()));
+                        classes.entry(file.clone()).or_default();
+                        current_class = Some(file.clone());
                     }
                     "line" if !in_method && stack.last() == Some(&"lines") => {
-                        let Some((_, file)) =
-                            classes.last_mut().filter(|_| stack.contains(&"class"))
+                        let Some(file) = current_class
+                            .as_ref()
+                            .filter(|_| open_classes > 0)
+                            .and_then(|name| classes.get_mut(name))
                         else {
                             return Err(fail("a <line> outside a <class>".into()));
                         };
@@ -269,20 +278,30 @@ pub fn read_cobertura(text: &str, base: &Path) -> Result<CoverageData, Cobertura
                                     > 0.0
                             }
                         };
-                        file.statements.insert(line);
+                        budget.insert(&mut file.statements, line).map_err(&fail)?;
                         if ran {
-                            file.executed.insert(line);
+                            budget.insert(&mut file.executed, line).map_err(&fail)?;
                         }
                     }
                     _ => {}
                 }
                 if !empty {
                     stack.push(name);
+                    match name {
+                        "method" => open_methods += 1,
+                        "class" => open_classes += 1,
+                        _ => {}
+                    }
                 }
             }
             Token::Close(name) => {
                 if stack.pop() != Some(name) {
                     return Err(fail(format!("</{name}> does not close the open element")));
+                }
+                match name {
+                    "method" => open_methods -= 1,
+                    "class" => open_classes -= 1,
+                    _ => {}
                 }
                 if name == "source" {
                     if let Some(root) = source_text.take() {
@@ -452,5 +471,18 @@ mod tests {
         }
         let big = read_cobertura(cases[1], Path::new("/")).expect_err("big");
         assert!(big.problem.contains("4000000000"), "{big}");
+        let classes: String = (0..2000)
+            .map(|i| format!("<class filename=\"f{i}.py\"><lines><line number=\"16000000\" hits=\"1\"/></lines></class>"))
+            .collect();
+        let hostile = format!("<coverage>{classes}</coverage>");
+        let err = read_cobertura(&hostile, Path::new("/")).expect_err("memory");
+        assert!(err.problem.contains("more memory"), "{err}");
+        // Deep nesting is linear, not quadratic.
+        let deep = format!(
+            "<coverage>{}{}</coverage>",
+            "<a>".repeat(100_000),
+            "</a>".repeat(100_000)
+        );
+        assert!(read_cobertura(&deep, Path::new("/")).is_ok());
     }
 }

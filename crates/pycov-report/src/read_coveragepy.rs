@@ -12,6 +12,8 @@ use std::path::Path;
 
 use pycov_core::select::lexical_join;
 use pycov_core::{CoverageData, DataMeta, FileCoverage, LineNo, LineSet};
+
+use crate::LineBudget;
 use rusqlite::{Connection, OpenFlags};
 
 /// The `coverage_schema` version this reader knows.
@@ -30,6 +32,12 @@ pub enum CoveragePyError {
     Schema {
         /// The version in the file.
         found: i64,
+    },
+    /// Line numbers far beyond what the file's size can justify.
+    #[error("{problem}")]
+    TooLarge {
+        /// What is wrong.
+        problem: String,
     },
     /// A line number outside what a line can be.
     #[error("{path}: line {line} is not a line from 1 to {}", LineNo::MAX)]
@@ -72,6 +80,8 @@ pub fn read_coveragepy(file: &Path, base: &Path) -> Result<CoverageData, Coverag
         }
     }
     let mut executed: HashMap<i64, LineSet> = HashMap::new();
+    let size = std::fs::metadata(file).map_or(0, |m| m.len());
+    let mut budget = LineBudget::for_input(usize::try_from(size).unwrap_or(usize::MAX));
     let mut add = |id: i64, line: i64| -> Result<(), CoveragePyError> {
         // Arcs start at -code_line (entry) and end there (exit).
         if line <= 0 || !paths.contains_key(&id) {
@@ -84,8 +94,9 @@ pub fn read_coveragepy(file: &Path, base: &Path) -> Result<CoverageData, Coverag
                 path: paths.get(&id).cloned().unwrap_or_default(),
                 line,
             })?;
-        executed.entry(id).or_default().insert(lineno);
-        Ok(())
+        budget
+            .insert(executed.entry(id).or_default(), lineno)
+            .map_err(|problem| CoveragePyError::TooLarge { problem })
     };
     {
         let mut bits = db.prepare("select file_id, numbits from line_bits")?;
@@ -119,10 +130,15 @@ pub fn read_coveragepy(file: &Path, base: &Path) -> Result<CoverageData, Coverag
         }
     }
     for (id, path) in paths {
+        // Two rows can name one file (`a.py` and `/base/a.py`): union them.
+        let mut lines = executed.remove(&id).unwrap_or_default();
+        if let Some(known) = data.get(&path) {
+            lines.union_with(&known.executed);
+        }
         data.insert(
             path,
             FileCoverage {
-                executed: executed.remove(&id).unwrap_or_default(),
+                executed: lines,
                 ..FileCoverage::default()
             },
         );

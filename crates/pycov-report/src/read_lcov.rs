@@ -11,6 +11,8 @@ use std::path::Path;
 use pycov_core::select::lexical_join;
 use pycov_core::{CoverageData, DataMeta, FileCoverage, LineNo};
 
+use crate::LineBudget;
+
 /// Why an LCOV tracefile cannot be read; `line` is 1-based.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum LcovError {
@@ -44,6 +46,7 @@ pub fn read_lcov(text: &str, base: &Path) -> Result<CoverageData, LcovError> {
     });
     let mut current: Option<(String, FileCoverage)> = None;
     let mut records = 0usize;
+    let mut budget = LineBudget::for_input(text.len());
     for (index, raw) in text.lines().enumerate() {
         let line = index + 1;
         let raw = raw.trim_end_matches('\r');
@@ -83,9 +86,13 @@ pub fn read_lcov(text: &str, base: &Path) -> Result<CoverageData, LcovError> {
                     })?;
                 let hits = parse_count(count)
                     .ok_or_else(|| malformed(format!("DA count {count:?} is not a number")))?;
-                file.statements.insert(lineno);
+                budget
+                    .insert(&mut file.statements, lineno)
+                    .map_err(malformed)?;
                 if hits > 0 {
-                    file.executed.insert(lineno);
+                    budget
+                        .insert(&mut file.executed, lineno)
+                        .map_err(malformed)?;
                 }
             }
             "end_of_record" => {
@@ -214,6 +221,12 @@ mod tests {
             assert!(read_lcov(bad, base).is_err(), "{bad:?}");
         }
         assert_eq!(read_lcov("TN:\n", base), Err(LcovError::NoRecords));
+        // Huge line numbers in many records: refused before gigabytes are asked for.
+        let hostile: String = (0..2000)
+            .map(|i| format!("SF:f{i}.py\nDA:16000000,1\nend_of_record\n"))
+            .collect();
+        let err = read_lcov(&hostile, base).expect_err("memory");
+        assert!(err.to_string().contains("more memory"), "{err}");
         assert!(looks_like_lcov("\nTN:x\nSF:a\n") && !looks_like_lcov("<?xml"));
     }
 }
