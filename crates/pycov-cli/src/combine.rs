@@ -155,15 +155,12 @@ fn merge_rank(input: &Path) -> u8 {
     }
 }
 
-/// Whether `input` is a pycov data file (by its first bytes).
-pub(crate) fn is_native(input: &Path) -> bool {
-    merge_rank(input) == 0
-}
-
-/// `inputs` in merge order ([`merge_rank`]), each group in its order.
-pub(crate) fn natives_first(mut inputs: Vec<PathBuf>) -> Vec<PathBuf> {
-    inputs.sort_by_cached_key(|input| merge_rank(input));
-    inputs
+/// `inputs` in merge order ([`merge_rank`]), each group in its order, with
+/// whether each is pycov data.
+pub(crate) fn natives_first(inputs: Vec<PathBuf>) -> Vec<(PathBuf, bool)> {
+    let mut ranked: Vec<(u8, PathBuf)> = inputs.into_iter().map(|p| (merge_rank(&p), p)).collect();
+    ranked.sort_by_key(|(rank, _)| *rank);
+    ranked.into_iter().map(|(rank, p)| (p, rank == 0)).collect()
 }
 
 /// Reads `input` (a pycov data file, an LCOV tracefile, Cobertura XML or
@@ -297,11 +294,11 @@ pub(crate) fn combine_command(args: CombineArgs) -> Result<Outcome> {
     }
     let mut failed = false;
     let mut combined = Vec::new();
-    for input in &inputs {
+    for (input, native) in &inputs {
         match merge_input(&mut merged, input, &aliases, &cwd) {
             Ok(conflicts) => {
                 if report_conflicts(&conflicts, input) {
-                    combined.push(input);
+                    combined.push((input, *native));
                 } else {
                     failed = true;
                 }
@@ -321,12 +318,12 @@ pub(crate) fn combine_command(args: CombineArgs) -> Result<Outcome> {
         return Ok(Outcome::Exit(EXIT_ERROR));
     }
     datafile::write(&output, &merged)?;
-    for input in &combined {
+    for (input, native) in combined {
         if !args.quiet {
             println!("Combined data file {}", relative_to(input, &cwd).display());
         }
         // Other tools' files (LCOV, XML) belong to the user: never removed.
-        if !args.keep && is_native(input) {
+        if !args.keep && native {
             std::fs::remove_file(input)
                 .with_context(|| format!("cannot remove {}", input.display()))?;
         }

@@ -309,7 +309,7 @@ fn load(common: &ReportCommon, config: &Config, cwd: &Path) -> Result<Loaded> {
     };
     let aliases = combine::path_aliases(config, cwd)?;
     let mut data = CoverageData::default();
-    for path in &combine::natives_first(paths) {
+    for (path, _) in &combine::natives_first(paths) {
         if !path.exists() {
             anyhow::bail!(
                 "no data file {} (measure with `pycov run` first)",

@@ -447,7 +447,9 @@ impl<'a> Reader<'a> {
             if kind > 1 {
                 return Err(corrupt(format!("unknown region kind {kind}")));
             }
-            if std::str::from_utf8(self.bytes_field()?).is_err() {
+            let name = self.bytes_field()?;
+            // Names are nearly always ASCII, which needs no decoding.
+            if !name.is_ascii() && std::str::from_utf8(name).is_err() {
                 return Err(corrupt("a region name is not valid UTF-8".into()));
             }
             let start = self.u32()?;
