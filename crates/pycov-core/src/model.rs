@@ -214,29 +214,37 @@ impl CoverageData {
         conflicts
     }
 
+    /// Adds a file read from another tool's report, or, if one report names
+    /// it twice, unions its statements and executed lines into the first.
+    pub fn union_lines(&mut self, path: String, file: FileCoverage) {
+        match self.files.get_mut(&path) {
+            Some(known) => {
+                known.statements.union_with(&file.statements);
+                known.executed.union_with(&file.executed);
+            }
+            None => {
+                self.files.insert(path, file);
+            }
+        }
+    }
+
     /// Unions data whose statements another tool decided (LCOV, Cobertura):
     /// a file already here keeps its statements and gains the other's
     /// executed lines among them; a new file comes as it is.
     pub fn merge_foreign(&mut self, other: CoverageData) {
-        for (path, theirs) in other.files {
-            match self.files.get_mut(&path) {
-                Some(mine) => {
-                    let mut ran = theirs.executed;
-                    ran.intersect_with(&mine.statements);
-                    mine.executed.union_with(&ran);
-                }
-                None => {
-                    self.files.insert(path, theirs);
-                }
-            }
-        }
+        self.merge_executed_lines(other, true);
     }
 
     /// Unions data that knows what ran but not what could have (coverage.py's
     /// `.coverage`): a file already here gains the executed lines among its
     /// statements; the paths of files not here are returned, not added.
     pub fn merge_executed(&mut self, other: CoverageData) -> Vec<String> {
-        let mut unknown = Vec::new();
+        self.merge_executed_lines(other, false)
+    }
+
+    /// What both foreign merges share; returns the files left out.
+    fn merge_executed_lines(&mut self, other: CoverageData, add_new: bool) -> Vec<String> {
+        let mut left_out = Vec::new();
         for (path, theirs) in other.files {
             match self.files.get_mut(&path) {
                 Some(mine) => {
@@ -244,10 +252,13 @@ impl CoverageData {
                     ran.intersect_with(&mine.statements);
                     mine.executed.union_with(&ran);
                 }
-                None => unknown.push(path),
+                None if add_new => {
+                    self.files.insert(path, theirs);
+                }
+                None => left_out.push(path),
             }
         }
-        unknown
+        left_out
     }
 
     /// Sum of all files' counts.

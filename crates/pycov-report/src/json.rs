@@ -262,11 +262,8 @@ fn quote(s: &str, out: &mut String) {
 mod tests {
     use super::*;
     use crate::report_files;
-    use pycov_core::{CoverageData, FileCoverage, LineNo, LineSet};
-
-    fn lines(ns: &[u32]) -> LineSet {
-        ns.iter().filter_map(|&n| LineNo::new(n)).collect()
-    }
+    use crate::testing::lines;
+    use pycov_core::{CoverageData, FileCoverage};
 
     fn render_report(pretty: bool) -> String {
         let mut data = CoverageData::default();

@@ -102,11 +102,8 @@ fn field(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::report_files;
-    use pycov_core::{CodeRegion, CoverageData, FileCoverage, LineNo, LineRanges, LineSet};
-
-    fn lines(ns: &[u32]) -> LineSet {
-        ns.iter().filter_map(|&n| LineNo::new(n)).collect()
-    }
+    use crate::testing::lines;
+    use pycov_core::{CodeRegion, CoverageData, FileCoverage, LineNo, LineRanges};
 
     fn function(name: &str, start: u32, body: &[u32]) -> CodeRegion {
         CodeRegion {

@@ -26,6 +26,8 @@ pub mod numbers;
 pub mod read_cobertura;
 pub mod read_coveragepy;
 pub mod read_lcov;
+#[cfg(test)]
+mod testing;
 pub mod text;
 pub mod xml;
 
@@ -64,6 +66,36 @@ impl LineBudget {
         set.insert(line);
         Ok(())
     }
+}
+
+/// A line number as another tool's report writes it.
+pub(crate) fn parse_line(text: &str) -> Result<LineNo, String> {
+    text.parse::<u64>()
+        .ok()
+        .and_then(|n| u32::try_from(n).ok())
+        .and_then(LineNo::new)
+        .ok_or_else(|| {
+            format!(
+                "line number {text:?} is not a line from 1 to {}",
+                LineNo::MAX
+            )
+        })
+}
+
+/// An execution count as another tool's report writes it: a non-negative
+/// integer, or a float some producers write (`1.0`), or `-` for "not
+/// measured".
+pub(crate) fn parse_count(text: &str) -> Option<u64> {
+    if text == "-" {
+        return Some(0);
+    }
+    if let Ok(n) = text.parse::<u64>() {
+        return Some(n);
+    }
+    text.parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite() && *x >= 0.0)
+        .map(|x| x.ceil() as u64)
 }
 
 /// Why a report could not be written.

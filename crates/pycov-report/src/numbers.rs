@@ -271,11 +271,7 @@ pub fn push_uint(out: &mut String, mut n: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pycov_core::LineNo;
-
-    fn lines(ns: &[u32]) -> LineSet {
-        ns.iter().filter_map(|&n| LineNo::new(n)).collect()
-    }
+    use crate::testing::lines;
 
     #[test]
     fn percentages_never_round_to_0_or_100() {

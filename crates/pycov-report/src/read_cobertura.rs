@@ -16,9 +16,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use pycov_core::select::lexical_join;
-use pycov_core::{CoverageData, DataMeta, FileCoverage, LineNo};
+use pycov_core::{CoverageData, DataMeta, FileCoverage};
 
-use crate::LineBudget;
+use crate::{parse_count, parse_line, LineBudget};
 
 /// Why a Cobertura file cannot be read; `line` is 1-based.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -256,28 +256,11 @@ pub fn read_cobertura(text: &str, base: &Path) -> Result<CoverageData, Cobertura
                             return Err(fail("a <line> outside a <class>".into()));
                         };
                         let number = get("number").map(String::as_str).unwrap_or("");
-                        let line = number
-                            .parse::<u64>()
-                            .ok()
-                            .and_then(|n| u32::try_from(n).ok())
-                            .and_then(LineNo::new)
-                            .ok_or_else(|| {
-                                fail(format!(
-                                    "line number {number:?} is not a line from 1 to {}",
-                                    LineNo::MAX
-                                ))
-                            })?;
+                        let line = parse_line(number).map_err(&fail)?;
                         let hits = get("hits").map(String::as_str).unwrap_or("");
-                        let ran = match hits.parse::<u64>() {
-                            Ok(n) => n > 0,
-                            Err(_) => {
-                                hits.parse::<f64>()
-                                    .ok()
-                                    .filter(|x| x.is_finite() && *x >= 0.0)
-                                    .ok_or_else(|| fail(format!("hits {hits:?} is not a number")))?
-                                    > 0.0
-                            }
-                        };
+                        let ran = parse_count(hits)
+                            .ok_or_else(|| fail(format!("hits {hits:?} is not a number")))?
+                            > 0;
                         budget.insert(&mut file.statements, line).map_err(&fail)?;
                         if ran {
                             budget.insert(&mut file.executed, line).map_err(&fail)?;
@@ -344,16 +327,7 @@ pub fn read_cobertura(text: &str, base: &Path) -> Result<CoverageData, Cobertura
             .find(|candidate| candidate.exists())
             .or_else(|| roots.first().map(|root| lexical_join(root, name)))
             .unwrap_or_else(|| lexical_join(base, name));
-        let path = path.to_string_lossy().into_owned();
-        let merged = match data.get(&path) {
-            Some(known) => FileCoverage {
-                statements: known.statements.union(&file.statements),
-                executed: known.executed.union(&file.executed),
-                ..FileCoverage::default()
-            },
-            None => file,
-        };
-        data.insert(path, merged);
+        data.union_lines(path.to_string_lossy().into_owned(), file);
     }
     Ok(data)
 }
@@ -362,12 +336,8 @@ pub fn read_cobertura(text: &str, base: &Path) -> Result<CoverageData, Cobertura
 mod tests {
     use super::*;
     use crate::report_files;
+    use crate::testing::{assert_same_lines, lines, numbers};
     use crate::xml::{write_xml, XmlOptions};
-    use pycov_core::LineSet;
-
-    fn numbers(set: &LineSet) -> Vec<u32> {
-        set.iter().map(LineNo::get).collect()
-    }
 
     #[test]
     fn coverage_pys_xml_reads_as_its_lines() {
@@ -388,11 +358,6 @@ mod tests {
 
     #[test]
     fn what_pycov_writes_reads_back_the_same() {
-        let lines = |ns: &[u32]| {
-            ns.iter()
-                .filter_map(|&n| LineNo::new(n))
-                .collect::<LineSet>()
-        };
         let mut data = CoverageData::default();
         data.insert(
             "/proj/pkg/a&<b>\"c'.py".into(),
@@ -421,11 +386,7 @@ mod tests {
         let text = String::from_utf8(out).expect("utf-8");
         let back = read_cobertura(&text, Path::new("/other")).expect("read");
         assert_eq!(back.len(), data.len());
-        for (path, file) in data.files() {
-            let read = back.get(path).expect(path);
-            assert_eq!(read.statements, file.statements, "{path}");
-            assert_eq!(read.executed, file.executed, "{path}");
-        }
+        assert_same_lines(&data, &back);
     }
 
     #[test]

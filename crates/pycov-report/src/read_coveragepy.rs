@@ -130,15 +130,11 @@ pub fn read_coveragepy(file: &Path, base: &Path) -> Result<CoverageData, Coverag
         }
     }
     for (id, path) in paths {
-        // Two rows can name one file (`a.py` and `/base/a.py`): union them.
-        let mut lines = executed.remove(&id).unwrap_or_default();
-        if let Some(known) = data.get(&path) {
-            lines.union_with(&known.executed);
-        }
-        data.insert(
+        // Two rows can name one file (`a.py` and `/base/a.py`).
+        data.union_lines(
             path,
             FileCoverage {
-                executed: lines,
+                executed: executed.remove(&id).unwrap_or_default(),
                 ..FileCoverage::default()
             },
         );

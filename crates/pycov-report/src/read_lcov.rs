@@ -9,9 +9,9 @@
 use std::path::Path;
 
 use pycov_core::select::lexical_join;
-use pycov_core::{CoverageData, DataMeta, FileCoverage, LineNo};
+use pycov_core::{CoverageData, DataMeta, FileCoverage};
 
-use crate::LineBudget;
+use crate::{parse_count, parse_line, LineBudget};
 
 /// Why an LCOV tracefile cannot be read; `line` is 1-based.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -73,17 +73,7 @@ pub fn read_lcov(text: &str, base: &Path) -> Result<CoverageData, LcovError> {
                 let mut fields = value.split(',');
                 let number = fields.next().unwrap_or("");
                 let count = fields.next().unwrap_or("");
-                let lineno = number
-                    .parse::<u64>()
-                    .ok()
-                    .and_then(|n| u32::try_from(n).ok())
-                    .and_then(LineNo::new)
-                    .ok_or_else(|| {
-                        malformed(format!(
-                            "DA line number {number:?} is not a line from 1 to {}",
-                            LineNo::MAX
-                        ))
-                    })?;
+                let lineno = parse_line(number).map_err(|e| malformed(format!("DA {e}")))?;
                 let hits = parse_count(count)
                     .ok_or_else(|| malformed(format!("DA count {count:?} is not a number")))?;
                 budget
@@ -99,9 +89,7 @@ pub fn read_lcov(text: &str, base: &Path) -> Result<CoverageData, LcovError> {
                 let Some((path, file)) = current.take() else {
                     return Err(malformed("end_of_record without SF".into()));
                 };
-                let mut one = CoverageData::default();
-                one.insert(path, file);
-                merge_union(&mut data, one);
+                data.union_lines(path, file);
             }
             _ => {}
         }
@@ -118,47 +106,12 @@ pub fn read_lcov(text: &str, base: &Path) -> Result<CoverageData, LcovError> {
     Ok(data)
 }
 
-/// An execution count: a non-negative integer, or a float some producers
-/// write (`1.0`), or `-` for "not measured".
-fn parse_count(count: &str) -> Option<u64> {
-    if count == "-" {
-        return Some(0);
-    }
-    if let Ok(n) = count.parse::<u64>() {
-        return Some(n);
-    }
-    count
-        .parse::<f64>()
-        .ok()
-        .filter(|x| x.is_finite() && *x >= 0.0)
-        .map(|x| x.ceil() as u64)
-}
-
-/// Records of one file in one tracefile: every line any of them lists.
-fn merge_union(data: &mut CoverageData, one: CoverageData) {
-    for (path, file) in one.into_files() {
-        let merged = match data.get(&path) {
-            Some(existing) => FileCoverage {
-                statements: existing.statements.union(&file.statements),
-                executed: existing.executed.union(&file.executed),
-                ..FileCoverage::default()
-            },
-            None => file,
-        };
-        data.insert(path, merged);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::lcov::write_lcov;
     use crate::report_files;
-    use pycov_core::LineSet;
-
-    fn numbers(set: &LineSet) -> Vec<u32> {
-        set.iter().map(LineNo::get).collect()
-    }
+    use crate::testing::{assert_same_lines, lines, numbers};
 
     #[test]
     fn da_records_give_statements_and_executed_lines() {
@@ -177,11 +130,6 @@ mod tests {
 
     #[test]
     fn what_pycov_writes_reads_back_the_same() {
-        let lines = |ns: &[u32]| {
-            ns.iter()
-                .filter_map(|&n| LineNo::new(n))
-                .collect::<LineSet>()
-        };
         let mut data = CoverageData::default();
         data.insert(
             "/proj/pkg/a.py".into(),
@@ -196,11 +144,7 @@ mod tests {
         write_lcov(&report_files(&data, "/proj"), &mut out).expect("write");
         let back =
             read_lcov(&String::from_utf8(out).expect("utf-8"), Path::new("/proj")).expect("read");
-        for (path, file) in data.files() {
-            let read = back.get(path).expect("file");
-            assert_eq!(read.statements, file.statements, "{path}");
-            assert_eq!(read.executed, file.executed, "{path}");
-        }
+        assert_same_lines(&data, &back);
     }
 
     #[test]

@@ -435,11 +435,8 @@ fn write_line(out: &mut impl Write, line: &str) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use crate::report_files;
-    use pycov_core::{CoverageData, FileCoverage, LineNo, LineSet};
-
-    fn lines(ns: &[u32]) -> LineSet {
-        ns.iter().filter_map(|&n| LineNo::new(n)).collect()
-    }
+    use crate::testing::lines;
+    use pycov_core::{CoverageData, FileCoverage};
 
     fn sample() -> CoverageData {
         let mut data = CoverageData::default();

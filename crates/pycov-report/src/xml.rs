@@ -340,11 +340,8 @@ fn escape_into(value: &str, out: &mut String) {
 mod tests {
     use super::*;
     use crate::report_files;
-    use pycov_core::{CoverageData, FileCoverage, LineNo, LineSet};
-
-    fn lines(ns: &[u32]) -> LineSet {
-        ns.iter().filter_map(|&n| LineNo::new(n)).collect()
-    }
+    use crate::testing::lines;
+    use pycov_core::{CoverageData, FileCoverage};
 
     /// ../shared/formats/examples, as coverage.py 7.17.4 measured it.
     fn examples() -> CoverageData {
