@@ -180,6 +180,29 @@ unsafe extern "C" fn py_start_callback(
     disable_result(session)
 }
 
+/// The code object and integer (line or offset) a `LINE` or `INSTRUCTION`
+/// callback receives; a failed conversion gives -1, which records nothing.
+///
+/// # Safety
+/// `args` must hold `nargs` borrowed references, with the GIL held.
+unsafe fn code_and_number(
+    args: *mut *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+) -> Option<(*mut ffi::PyObject, isize)> {
+    if nargs < 2 {
+        return None;
+    }
+    // SAFETY: the caller guarantees `args` holds `nargs` (>= 2) references.
+    let (code, number) = unsafe { (*args, *args.add(1)) };
+    // SAFETY: `number` is an int object; GIL held.
+    let number = unsafe { ffi::PyLong_AsSsize_t(number) };
+    if number == -1 {
+        // SAFETY: GIL held; clears a conversion error if there was one.
+        unsafe { ffi::PyErr_Clear() };
+    }
+    Some((code, number))
+}
+
 unsafe extern "C" fn line_callback(
     _slf: *mut ffi::PyObject,
     args: *mut *mut ffi::PyObject,
@@ -187,16 +210,12 @@ unsafe extern "C" fn line_callback(
 ) -> *mut ffi::PyObject {
     let session = active_session();
     if let Some(session) = session {
-        if nargs >= 2 {
-            // SAFETY: `args` holds `nargs` (>= 2) borrowed references.
-            let (code, line) = unsafe { (*args, *args.add(1)) };
-            // SAFETY: `line` is an int object; GIL held.
-            let line = unsafe { ffi::PyLong_AsLong(line) };
-            if line == -1 {
-                // SAFETY: GIL held; clears a conversion error if there was one.
-                unsafe { ffi::PyErr_Clear() };
-            }
-            session.record(get_extra(code, session.extra_index()), line);
+        // SAFETY: the interpreter passes `nargs` borrowed references, GIL held.
+        if let Some((code, line)) = unsafe { code_and_number(args, nargs) } {
+            session.record(
+                get_extra(code, session.extra_index()),
+                line as std::ffi::c_long,
+            );
         }
     }
     disable_result(session)
@@ -209,15 +228,8 @@ unsafe extern "C" fn instruction_callback(
 ) -> *mut ffi::PyObject {
     let session = active_session();
     if let Some(session) = session {
-        if nargs >= 2 {
-            // SAFETY: `args` holds `nargs` (>= 2) borrowed references.
-            let (code, offset) = unsafe { (*args, *args.add(1)) };
-            // SAFETY: `offset` is an int object; GIL held.
-            let offset = unsafe { ffi::PyLong_AsSsize_t(offset) };
-            if offset == -1 {
-                // SAFETY: GIL held; clears a conversion error if there was one.
-                unsafe { ffi::PyErr_Clear() };
-            }
+        // SAFETY: the interpreter passes `nargs` borrowed references, GIL held.
+        if let Some((code, offset)) = unsafe { code_and_number(args, nargs) } {
             session.record_instruction(code as usize, offset);
         }
     }
