@@ -23,8 +23,9 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from bench_common import clean_env, run, write_project
 
 FUNCTIONS = 10
 BODY = 7
@@ -43,22 +44,7 @@ for i in range({files}):
 def generate(root: Path, files: int) -> None:
     body = "".join(f"    v{i} = x + {i}\n" for i in range(BODY))
     source = "".join(f"def function_{f}(x):\n{body}    return v0\n\n\n" for f in range(FUNCTIONS))
-    for i in range(files):
-        package = root / f"pkg{i // 100}"
-        if not package.exists():
-            package.mkdir(parents=True)
-            (package / "__init__.py").write_text("")
-        (package / f"module_{i}.py").write_text(source)
-    (root / "driver.py").write_text(DRIVER.format(files=files, functions=FUNCTIONS))
-
-
-def run(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        sys.exit(f"{' '.join(argv)} failed:\n{result.stdout}{result.stderr}")
-    return elapsed
+    write_project(root, files, source, DRIVER.format(files=files, functions=FUNCTIONS))
 
 
 def peak_rss_mib(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
@@ -97,8 +83,7 @@ def main() -> int:
 
     root = args.workdir or Path(tempfile.mkdtemp(prefix="pycov-bench-combine-"))
     root.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("COVERAGE_", "PYCOV_"))}
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env = clean_env()
     rc = root / "empty.rc"
     runs = root / "runs"
     try:

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from bench_common import clean_env, run, write_project
 
 FUNCTION_BODY = 18
 
@@ -56,23 +56,7 @@ for i in range({files}):
 
 
 def generate(root: Path, files: int) -> None:
-    source = module_source()
-    for i in range(files):
-        package = root / f"pkg{i // 100}"
-        if not package.exists():
-            package.mkdir(parents=True)
-            (package / "__init__.py").write_text("")
-        (package / f"module_{i}.py").write_text(source)
-    (root / "driver.py").write_text(DRIVER.format(files=files))
-
-
-def run(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        sys.exit(f"{' '.join(argv)} failed:\n{result.stdout}{result.stderr}")
-    return elapsed
+    write_project(root, files, module_source(), DRIVER.format(files=files))
 
 
 def main() -> int:
@@ -85,8 +69,7 @@ def main() -> int:
 
     root = args.workdir or Path(tempfile.mkdtemp(prefix="pycov-bench-reports-"))
     root.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("COVERAGE_", "PYCOV_"))}
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env = clean_env()
     rc = root / "empty.rc"
     try:
         if not (root / "driver.py").exists():
