@@ -1,10 +1,19 @@
 //! What the crate's tests share.
 
-use pycov_core::{CoverageData, LineNo, LineSet};
+use pycov_core::{CoverageData, FileCoverage, LineNo, LineSet};
 
 /// The set of these line numbers.
 pub(crate) fn lines(ns: &[u32]) -> LineSet {
     ns.iter().filter_map(|&n| LineNo::new(n)).collect()
+}
+
+/// A file with these statements and executed lines.
+pub(crate) fn file(statements: &[u32], executed: &[u32]) -> FileCoverage {
+    FileCoverage {
+        statements: lines(statements),
+        executed: lines(executed),
+        ..FileCoverage::default()
+    }
 }
 
 /// The line numbers of a set.

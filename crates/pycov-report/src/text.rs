@@ -435,20 +435,13 @@ fn write_line(out: &mut impl Write, line: &str) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use crate::report_files;
-    use crate::testing::lines;
-    use pycov_core::{CoverageData, FileCoverage};
+    use crate::testing::file;
+    use pycov_core::CoverageData;
 
     fn sample() -> CoverageData {
         let mut data = CoverageData::default();
         let mut add = |path: &str, statements: &[u32], executed: &[u32]| {
-            data.insert(
-                path.to_owned(),
-                FileCoverage {
-                    statements: lines(statements),
-                    executed: lines(executed),
-                    ..FileCoverage::default()
-                },
-            );
+            data.insert(path.to_owned(), file(statements, executed));
         };
         add("/p/main.py", &[1, 2, 3, 4, 5], &[1, 2, 3, 4, 5]);
         add("/p/pkg/__init__.py", &[], &[]);

@@ -340,21 +340,14 @@ fn escape_into(value: &str, out: &mut String) {
 mod tests {
     use super::*;
     use crate::report_files;
-    use crate::testing::lines;
+    use crate::testing::{file, lines};
     use pycov_core::{CoverageData, FileCoverage};
 
     /// ../shared/formats/examples, as coverage.py 7.17.4 measured it.
     fn examples() -> CoverageData {
         let mut data = CoverageData::default();
         let mut add = |path: &str, statements: &[u32], executed: &[u32]| {
-            data.insert(
-                path.to_owned(),
-                FileCoverage {
-                    statements: lines(statements),
-                    executed: lines(executed),
-                    ..FileCoverage::default()
-                },
-            );
+            data.insert(path.to_owned(), file(statements, executed));
         };
         add(
             "/home/user/sample/main.py",
