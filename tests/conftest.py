@@ -27,8 +27,8 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SAMPLES = ROOT / "sample_projects"
 
 # Variables that would change what the programs under test do.
-SCRUBBED = ("PYTHONPATH", "PYCOV_FILE", "PYCOV_DEBUG", "PYCOV_CACHE_DIR", "COVERAGE_FILE", "COVERAGE_PROCESS_START",
-            "COVERAGE_RCFILE", "COVERAGE_CORE", "PYTEST_ADDOPTS", "PYTHONWARNINGS", "PYTHONSAFEPATH")
+SCRUBBED = ("PYTHONPATH", "PYCOV_FILE", "PYCOV_PROCESS_START", "PYCOV_DEBUG", "PYCOV_CACHE_DIR", "COVERAGE_FILE",
+            "COVERAGE_PROCESS_START", "COVERAGE_RCFILE", "COVERAGE_CORE", "PYTEST_ADDOPTS", "PYTHONWARNINGS", "PYTHONSAFEPATH")
 
 
 def _interpreters() -> dict[str, str]:

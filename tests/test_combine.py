@@ -373,3 +373,33 @@ def test_inputs_named_twice_or_as_the_output_merge_once(python, tmp_path):
     assert result.returncode == 1
     assert (tmp_path / ".pycov").exists()
     assert file_lines(python.pycov_json(tmp_path), "prog.py")[1] == []
+
+
+def test_relative_files_report_and_combine_in_another_checkout(python, tmp_path):
+    here = tmp_path / "ci" / "project"
+    write(here / "prog.py", PROGRAM)
+    result = python.pycov(["run", "-p", "--relative-files", "prog.py", "small"], here)
+    assert result.returncode == 0, result.stderr
+    # The data says nothing of where it was measured.
+    (measured,) = parallel_files(here)
+    assert str(tmp_path).encode() not in measured.read_bytes()
+
+    there = tmp_path / "home" / "checkout"
+    shutil.copytree(here, there)
+    shutil.rmtree(here)
+    write(there / "pyproject.toml", "[tool.pycov]\nrelative_files = true\n")
+    result = python.pycov(["run", "-p", "prog.py", "big"], there)
+    assert result.returncode == 0, result.stderr
+    result = python.pycov(["combine", "-q"], there)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert file_lines(python.pycov_json(there), "prog.py") == ([1, 4, 5, 8, 9, 12, 13, 15], [])
+    assert str(tmp_path).encode() not in (there / ".pycov").read_bytes()
+
+    # The combined file moves on as well; without relative_files the same
+    # data would name a file that is not here.
+    third = tmp_path / "third"
+    shutil.copytree(there, third)
+    shutil.rmtree(there)
+    result = python.pycov(["report"], third)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines()[2].split() == ["prog.py", "8", "0", "100%"]

@@ -69,6 +69,17 @@ pub struct RunArgs {
     #[arg(short = 'p', long = "parallel-mode")]
     pub parallel_mode: bool,
 
+    /// Store paths relative to the current directory in the data file, so
+    /// it reports and combines in another checkout or container unchanged.
+    #[arg(long)]
+    pub relative_files: bool,
+
+    /// Measure the Python subprocesses the program starts (pytest-xdist
+    /// workers, `subprocess`, `multiprocessing`) into files of their own,
+    /// merged into this run's data at its end.
+    #[arg(long)]
+    pub subprocesses: bool,
+
     /// The script (or, with -m, the module) followed by its arguments.
     #[arg(
         value_name = "PROGRAM",
@@ -210,6 +221,10 @@ pub struct CombineArgs {
     /// Do not list the merged files.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+
+    /// Store paths relative to the current directory in the combined file.
+    #[arg(long)]
+    pub relative_files: bool,
 
     #[command(flatten)]
     pub data_file: DataFileArg,

@@ -1,8 +1,6 @@
 //! Merging data files: parallel-mode names, finding the files to merge,
 //! remapping their paths, and `pycov combine`.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -11,86 +9,22 @@ use pycov_report::read_coveragepy::read_coveragepy;
 use pycov_report::read_lcov::{looks_like_lcov, read_lcov};
 
 use pycov_core::datafile::{self, DataFileError};
+use pycov_core::parallel;
+use pycov_core::paths::{relative_to_root, resolve_from_root};
 use pycov_core::{CoverageData, MergeConflict, PathAliases};
 
 use crate::args::CombineArgs;
 use crate::{current_dir, data_file_path, load_config, Config, Outcome, EXIT_ERROR};
 
-/// The data file of one parallel run: `<data file>.<host>.<pid>.<random>`,
-/// so concurrent runs, on one machine or many, never write the same file.
-pub(crate) fn parallel_data_path(data_file: &Path) -> PathBuf {
-    let mut random = RandomState::new().build_hasher();
-    random.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    let suffix = format!(
-        ".{}.{}.{:06}",
-        hostname(),
-        std::process::id(),
-        random.finish() % 1_000_000
-    );
-    let mut name = data_file.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
-}
-
-/// This machine's name, for parallel data file names; only characters that
-/// are safe in a file name are kept.
-fn hostname() -> String {
-    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .or_else(|| std::env::var("COMPUTERNAME").ok())
-        .unwrap_or_default();
-    let name: String = raw
-        .trim()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
-        .collect();
-    if name.is_empty() {
-        "localhost".to_owned()
-    } else {
-        name
-    }
-}
-
-/// The parallel data files of `data_file` in `dir`: names that start with
-/// the data file's name and a dot, sorted.
-pub(crate) fn parallel_files(data_file: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
-    let Some(name) = data_file.file_name().and_then(|n| n.to_str()) else {
-        return Ok(Vec::new());
-    };
-    let prefix = format!("{name}.");
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(err) => return Err(err).with_context(|| format!("cannot list {}", dir.display())),
-    };
-    let mut found = Vec::new();
-    for entry in entries {
-        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
-        let file_name = entry.file_name();
-        if file_name
-            .to_str()
-            .is_some_and(|n| n.starts_with(&prefix) && n.len() > prefix.len())
-            && entry.file_type().is_ok_and(|t| t.is_file())
-        {
-            found.push(entry.path());
-        }
-    }
-    found.sort();
-    Ok(found)
-}
-
 /// The parallel files next to the data file, which reports include.
 pub(crate) fn pending_parallel_files(data_file: &Path) -> Result<Vec<PathBuf>> {
-    let dir = data_file
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    parallel_files(data_file, dir)
+    parallel::pending_parallel_files(data_file)
+        .with_context(|| format!("cannot list the parallel files of {}", data_file.display()))
+}
+
+fn parallel_files(data_file: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
+    parallel::parallel_files(data_file, dir)
+        .with_context(|| format!("cannot list {}", dir.display()))
 }
 
 /// `[tool.pycov.paths]` as rules.
@@ -103,22 +37,21 @@ pub(crate) fn path_aliases(config: &Config, cwd: &Path) -> Result<PathAliases> {
         .with_context(|| format!("{origin}: [tool.pycov.paths]"))
 }
 
-/// Renames the files of `data` through `aliases` (a mapped path that exists
-/// is made canonical, as the runner records paths); files that land on the
-/// same path are merged. Returns the files that could not be, because two
-/// spellings carried different statements.
+/// Makes the paths of `data` absolute (relative ones, from data written
+/// with `relative_files`, are taken from `cwd`) and renames them through
+/// `aliases` (a mapped path that exists is made canonical, as the runner
+/// records paths); files that land on the same path are merged. Returns the
+/// files that could not be, because two spellings carried different
+/// statements.
 pub(crate) fn remap(
     data: CoverageData,
     aliases: &PathAliases,
     cwd: &Path,
 ) -> (CoverageData, Vec<MergeConflict>) {
-    if aliases.is_empty() {
-        return (data, Vec::new());
-    }
-    let mut remapped = CoverageData::new(data.meta.clone());
-    let mut conflicts = Vec::new();
-    for (path, file) in data.into_files() {
-        let path = aliases
+    let root = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
+    data.rename_files(|path| {
+        let path = resolve_from_root(path, &root);
+        aliases
             .map(&path, cwd, |p| Path::new(p).exists())
             .map(|mapped| {
                 std::fs::canonicalize(&mapped)
@@ -126,12 +59,8 @@ pub(crate) fn remap(
                     .and_then(|c| c.to_str().map(str::to_owned))
                     .unwrap_or(mapped)
             })
-            .unwrap_or(path);
-        let mut one = CoverageData::default();
-        one.insert(path, file);
-        conflicts.extend(remapped.merge(one));
-    }
-    (remapped, conflicts)
+            .unwrap_or(path)
+    })
 }
 
 /// SQLite's file header: coverage.py's `.coverage` files start with it.
@@ -180,7 +109,9 @@ pub(crate) fn merge_input(
     })?;
     if bytes.starts_with(datafile::MAGIC) {
         if aliases.is_empty() {
-            return Ok(datafile::merge_encoded(&bytes, input, merged)?);
+            if let Some(conflicts) = datafile::merge_encoded_absolute(&bytes, input, merged)? {
+                return Ok(conflicts);
+            }
         }
         let (data, mut conflicts) = remap(datafile::decode(&bytes, input)?, aliases, cwd);
         conflicts.extend(merged.merge(data));
@@ -317,6 +248,10 @@ pub(crate) fn combine_command(args: CombineArgs) -> Result<Outcome> {
         }
         return Ok(Outcome::Exit(EXIT_ERROR));
     }
+    if args.relative_files || config.relative_files == Some(true) {
+        let root = std::fs::canonicalize(&cwd).unwrap_or_else(|_| cwd.clone());
+        merged = merged.rename_files(|path| relative_to_root(path, &root)).0;
+    }
     datafile::write(&output, &merged)?;
     for (input, native) in combined {
         if !args.quiet {
@@ -334,34 +269,4 @@ pub(crate) fn combine_command(args: CombineArgs) -> Result<Outcome> {
 
 fn relative_to<'a>(path: &'a Path, cwd: &Path) -> &'a Path {
     path.strip_prefix(cwd).unwrap_or(path)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parallel_names_differ_and_are_found() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let data = dir.path().join(".pycov");
-        let a = parallel_data_path(&data);
-        let b = parallel_data_path(&data);
-        assert_ne!(a, b);
-        let name = a.file_name().and_then(|n| n.to_str()).expect("name");
-        let parts: Vec<&str> = name.split('.').collect();
-        assert_eq!(parts.len(), 5, "{name}");
-        assert_eq!(parts[3], std::process::id().to_string());
-        for path in [
-            &a,
-            &b,
-            &data,
-            &dir.path().join(".pycovx"),
-            &dir.path().join("..pycov.tmp"),
-        ] {
-            std::fs::write(path, b"").expect("write");
-        }
-        let mut expected = vec![a, b];
-        expected.sort();
-        assert_eq!(parallel_files(&data, dir.path()).expect("list"), expected);
-    }
 }

@@ -30,8 +30,8 @@ pub struct Config {
     pub skip_empty: Option<bool>,
     /// `sort = "-cover"`
     pub sort: Option<String>,
-    /// `relative_files = true`: the XML report names files and sources
-    /// relative to the project, not absolutely.
+    /// `relative_files = true`: data files store paths relative to the
+    /// project, and the XML report names files and sources relative to it.
     pub relative_files: Option<bool>,
     /// `xml_package_depth = 2`: directory levels that make an XML package.
     pub xml_package_depth: Option<usize>,
@@ -41,6 +41,8 @@ pub struct Config {
     pub fail_under: Option<f64>,
     /// `parallel = true`: `pycov run` writes `.pycov.<host>.<pid>.<random>`.
     pub parallel: Option<bool>,
+    /// `subprocesses = true`: `pycov run` measures Python subprocesses too.
+    pub subprocesses: Option<bool>,
     /// `[tool.pycov.paths]`: name -> [local root, other roots or globs...],
     /// in file order.
     pub paths: Vec<(String, Vec<String>)>,
@@ -64,6 +66,7 @@ const KNOWN: &[&str] = &[
     "precision",
     "fail_under",
     "parallel",
+    "subprocesses",
     "paths",
 ];
 
@@ -107,6 +110,7 @@ impl Config {
             precision: field.precision()?,
             fail_under: field.number("fail_under")?,
             parallel: field.boolean("parallel")?,
+            subprocesses: field.boolean("subprocesses")?,
             paths: field.paths()?,
             unknown: Vec::new(),
         };

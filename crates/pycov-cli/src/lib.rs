@@ -240,15 +240,10 @@ fn run_options(args: RunArgs, config: &Config, cwd: &Path) -> Result<RunOptions>
     Ok(RunOptions {
         target,
         args: program.collect(),
-        data_file: if args.parallel_mode || config.parallel == Some(true) {
-            combine::parallel_data_path(&data_file_path(
-                args.data_file.data_file.as_ref(),
-                config,
-                cwd,
-            ))
-        } else {
-            data_file_path(args.data_file.data_file.as_ref(), config, cwd)
-        },
+        data_file: data_file_path(args.data_file.data_file.as_ref(), config, cwd),
+        parallel: args.parallel_mode || config.parallel == Some(true),
+        subprocesses: args.subprocesses || config.subprocesses == Some(true),
+        relative_files: args.relative_files || config.relative_files == Some(true),
         selection,
         exclude,
     })

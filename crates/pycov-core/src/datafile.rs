@@ -330,11 +330,36 @@ pub fn merge_encoded(
     path: &Path,
     into: &mut CoverageData,
 ) -> Result<Vec<MergeConflict>, DataFileError> {
-    merge_inner(bytes, into).map_err(|e| name_error(e, path))
+    merge_inner(bytes, into, false)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| name_error(e, path))
 }
 
-fn merge_inner(bytes: &[u8], into: &mut CoverageData) -> Result<Vec<MergeConflict>, DecodeError> {
+/// [`merge_encoded`] for callers that need absolute paths: `None`, and
+/// nothing merged, when the file stores relative ones (`relative_files`);
+/// decode it and resolve them instead.
+pub fn merge_encoded_absolute(
+    bytes: &[u8],
+    path: &Path,
+    into: &mut CoverageData,
+) -> Result<Option<Vec<MergeConflict>>, DataFileError> {
+    merge_inner(bytes, into, true).map_err(|e| name_error(e, path))
+}
+
+fn merge_inner(
+    bytes: &[u8],
+    into: &mut CoverageData,
+    refuse_relative: bool,
+) -> Result<Option<Vec<MergeConflict>>, DecodeError> {
     let parsed = parse(bytes)?;
+    let relative = |path: &[u8]| {
+        // Most paths are POSIX-absolute: one byte decides.
+        !path.starts_with(b"/")
+            && std::str::from_utf8(path).is_ok_and(crate::paths::is_relative_path)
+    };
+    if refuse_relative && parsed.entries.iter().any(|entry| relative(entry.path)) {
+        return Ok(None);
+    }
     let adopt_meta = into.is_empty() && into.meta == DataMeta::default();
     let mut conflicts = Vec::new();
     let mut new_files = Vec::new();
@@ -392,7 +417,7 @@ fn merge_inner(bytes: &[u8], into: &mut CoverageData) -> Result<Vec<MergeConflic
     for (path, file) in new_files {
         into.insert(path, file);
     }
-    Ok(conflicts)
+    Ok(Some(conflicts))
 }
 
 fn truncated() -> DecodeError {

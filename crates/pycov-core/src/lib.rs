@@ -22,6 +22,7 @@ mod line;
 mod lineset;
 mod model;
 mod options;
+pub mod parallel;
 pub mod paths;
 mod recorder;
 mod region;
@@ -31,7 +32,7 @@ pub use exclude::{ExcludeMatchError, ExcludePatternError, ExcludeRules, DEFAULT_
 pub use line::LineNo;
 pub use lineset::{AtomicLineSet, Iter as LineSetIter, LineSet, LineSetDecodeError};
 pub use model::{to_hex, Counts, CoverageData, DataMeta, FileCoverage, MergeConflict, SourceHash};
-pub use options::{RunOptions, RunTarget};
+pub use options::{ProcessStart, ProcessStartError, RunOptions, RunTarget, PROCESS_START_VARIABLE};
 pub use paths::{PathAliasError, PathAliases};
 pub use recorder::{FileId, RecordedFile, Recorder};
 pub use region::{CodeRegion, LineRanges, RegionKind};

@@ -186,6 +186,27 @@ impl CoverageData {
         self.files.is_empty()
     }
 
+    /// The same data with each file's path replaced by `rename(path)`; files
+    /// that land on one path are merged, and reported where their
+    /// statements differ (the first one's stays).
+    pub fn rename_files(
+        self,
+        mut rename: impl FnMut(&str) -> String,
+    ) -> (CoverageData, Vec<MergeConflict>) {
+        let mut renamed = CoverageData::new(self.meta);
+        let mut conflicts = Vec::new();
+        for (path, file) in self.files {
+            let new_path = rename(&path);
+            let mut one = BTreeMap::new();
+            one.insert(new_path, file);
+            conflicts.extend(renamed.merge(CoverageData {
+                meta: DataMeta::default(),
+                files: one,
+            }));
+        }
+        (renamed, conflicts)
+    }
+
     /// Unions `other` into `self`: executed lines are OR-ed per file. A file
     /// whose statements differ between the two is left as it was in `self`
     /// and reported as a conflict.

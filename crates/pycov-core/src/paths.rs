@@ -13,6 +13,42 @@ use thiserror::Error;
 
 use crate::select::lexical_join;
 
+/// Whether a path stored in coverage data is relative (written with
+/// `relative_files`): neither a POSIX absolute path nor a Windows one
+/// (`C:\`, `C:/`, `\\server`), whatever this machine's OS.
+pub fn is_relative_path(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    let windows_drive = bytes.len() >= 3
+        && bytes[0].is_ascii_alphabetic()
+        && bytes[1] == b':'
+        && matches!(bytes[2], b'\\' | b'/');
+    !(path.starts_with('/') || path.starts_with("\\\\") || windows_drive)
+}
+
+/// `path` relative to `root` with `/` separators, for data written with
+/// `relative_files`; paths outside `root` stay as they are.
+pub fn relative_to_root(path: &str, root: &Path) -> String {
+    match Path::new(path).strip_prefix(root) {
+        Ok(relative) if !relative.as_os_str().is_empty() => relative
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/"),
+        _ => path.to_owned(),
+    }
+}
+
+/// A stored path made absolute: relative ones are taken from `root`.
+pub fn resolve_from_root(path: &str, root: &Path) -> String {
+    if is_relative_path(path) {
+        lexical_join(root, Path::new(path))
+            .to_string_lossy()
+            .into_owned()
+    } else {
+        path.to_owned()
+    }
+}
+
 /// Why a `[paths]` entry cannot be used.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum PathAliasError {
@@ -215,6 +251,38 @@ fn glob_to_regex(pattern: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_paths_go_relative_and_back() {
+        let root = Path::new("/builds/x/project");
+        assert_eq!(
+            relative_to_root("/builds/x/project/pkg/a.py", root),
+            "pkg/a.py"
+        );
+        assert_eq!(relative_to_root("/elsewhere/b.py", root), "/elsewhere/b.py");
+        assert_eq!(
+            relative_to_root("/builds/x/project", root),
+            "/builds/x/project"
+        );
+        assert_eq!(
+            relative_to_root("/builds/x/projectile/c.py", root),
+            "/builds/x/projectile/c.py"
+        );
+        let here = Path::new("/home/me/checkout");
+        assert_eq!(
+            resolve_from_root("pkg/a.py", here),
+            "/home/me/checkout/pkg/a.py"
+        );
+        assert_eq!(
+            resolve_from_root("/elsewhere/b.py", here),
+            "/elsewhere/b.py"
+        );
+        for windows in ["C:\\ci\\a.py", "c:/ci/a.py", "\\\\server\\share\\a.py"] {
+            assert!(!is_relative_path(windows), "{windows}");
+            assert_eq!(resolve_from_root(windows, here), windows);
+        }
+        assert!(is_relative_path("a.py") && is_relative_path("C:a.py"));
+    }
 
     fn aliases(rules: &[(&str, &str)]) -> PathAliases {
         let mut aliases = PathAliases::new();

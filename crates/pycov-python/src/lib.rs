@@ -71,6 +71,16 @@ fn analyze_file(
     Ok((numbers(statements), numbers(excluded)))
 }
 
+/// Measures this process if a program under `pycov run --subprocesses`
+/// started it; pycov's `.pth` file calls this at interpreter start-up.
+/// Problems are printed, never raised: the program runs either way.
+#[pyfunction]
+fn start_subprocess(py: Python<'_>) {
+    if let Err(err) = pycov_runner::start_subprocess(py) {
+        eprintln!("pycov: this process is not measured: {err}");
+    }
+}
+
 /// pycov's version.
 #[pyfunction]
 fn version() -> &'static str {
@@ -80,5 +90,5 @@ fn version() -> &'static str {
 #[pymodule(name = "_pycov", module = "pycov", gil_used = true)]
 mod pycov_module {
     #[pymodule_export]
-    use super::{analyze_file, main, version};
+    use super::{analyze_file, main, start_subprocess, version};
 }

@@ -30,7 +30,11 @@ use std::sync::Mutex;
 
 use pyo3::prelude::*;
 
-use pycov_core::{datafile, FileSelector, InterpreterPaths, RunOptions, RunTarget};
+use pycov_core::paths::relative_to_root;
+use pycov_core::{
+    datafile, parallel, CoverageData, ExcludeRules, FileSelector, InterpreterPaths, ProcessStart,
+    RunOptions, RunTarget, Selection, PROCESS_START_VARIABLE,
+};
 
 pub use collect::analyze_path;
 pub use program::{Ending, StartError};
@@ -70,29 +74,185 @@ struct ActiveRun {
     /// Leaked: see `ffi::active_session`.
     session: &'static Session,
     tracer: Box<dyn Tracer + Send>,
-    options: RunOptions,
+    plan: Plan,
+}
+
+/// What a measurement saves, and where.
+struct Plan {
+    selection: Selection,
+    exclude: ExcludeRules,
+    /// Where this process writes its data.
+    data_file: PathBuf,
+    /// With `relative_files`: the run's directory, which stored paths are
+    /// relative to.
+    relative_to: Option<PathBuf>,
     main_script: Option<PathBuf>,
+    role: Role,
+}
+
+/// Where the subprocesses of a run write: `<base>.<host>.<pid>.<random>.<token>`.
+#[derive(Clone, Debug)]
+struct Children {
+    base: PathBuf,
+    token: String,
+}
+
+/// Which process of a measured program this is.
+#[derive(Clone, Debug)]
+enum Role {
+    /// The one `pycov run` started, with its children's names when it
+    /// measures subprocesses (it absorbs their data at its end).
+    Run(Option<Children>),
+    /// A Python subprocess (or fork) of a run measuring subprocesses.
+    Subprocess(Children),
+}
+
+impl Plan {
+    /// Becomes the measurement of a child made by `os.fork()`, with a data
+    /// file of its own, if the run measures subprocesses; `false` if not.
+    fn adopt_forked_child(&mut self) -> bool {
+        let children = match &self.role {
+            Role::Run(Some(children)) | Role::Subprocess(children) => children.clone(),
+            Role::Run(None) => return false,
+        };
+        self.data_file = parallel::subprocess_data_path(&children.base, &children.token);
+        self.role = Role::Subprocess(children);
+        true
+    }
 }
 
 static ACTIVE_RUN: Mutex<Option<ActiveRun>> = Mutex::new(None);
 
-/// Set in a child made by `os.fork()`: it inherits the measurement but must
-/// not write over the parent's data file.
+/// Set in a child made by `os.fork()` that must not save: it inherits the
+/// measurement of a run that does not measure subprocesses and must not
+/// write over its data file.
 static FORKED_CHILD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 #[pyfunction]
 #[pyo3(name = "_pycov_after_fork_in_child")]
-fn after_fork_in_child() {
-    FORKED_CHILD.store(true, std::sync::atomic::Ordering::Relaxed);
+fn after_fork_in_child(py: Python<'_>) {
+    // Another thread may have held the lock at the fork: then give up.
+    let adopted = ACTIVE_RUN.try_lock().ok().is_some_and(|mut active| {
+        active
+            .as_mut()
+            .is_some_and(|active| active.plan.adopt_forked_child())
+    });
+    if !adopted {
+        FORKED_CHILD.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    // A child dies of SIGTERM at once, as without pycov: a Python-level
+    // handler can miss it (a `multiprocessing` worker blocked on a lock the
+    // terminating pool holds would wait forever), so its data is saved at
+    // `atexit` and `os._exit` only.
+    restore_default_sigterm(py);
+    // A SIGTERM that came while it was blocked takes effect now.
+    unblock_sigterm(py);
+}
+
+/// Puts SIGTERM's default action back if pycov's handler is installed.
+fn restore_default_sigterm(py: Python<'_>) {
+    let _ = py.import("_signal").and_then(|signal| {
+        let sigterm = signal.getattr("SIGTERM")?;
+        if is_pycov_handler(&signal.call_method1("getsignal", (&sigterm,))?) {
+            signal.call_method1("signal", (sigterm, signal.getattr("SIG_DFL")?))?;
+        }
+        Ok(())
+    });
+}
+
+fn is_pycov_handler(handler: &Bound<'_, PyAny>) -> bool {
+    handler
+        .getattr("__name__")
+        .is_ok_and(|name| name.eq("_pycov_sigterm").unwrap_or(false))
+}
+
+/// Whether [`before_fork`] blocked SIGTERM (it was not blocked already).
+static SIGTERM_BLOCKED_FOR_FORK: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Blocks SIGTERM in the forking thread until both sides of an `os.fork()`
+/// are ready: CPython drops signals that reach a new child before its
+/// after-fork reset, which would leave a child with pycov's inherited
+/// handler alive after a `Pool.terminate()`.
+#[pyfunction]
+#[pyo3(name = "_pycov_before_fork")]
+fn before_fork(py: Python<'_>) {
+    let blocked = || -> PyResult<bool> {
+        let signal = py.import("signal")?;
+        let sigterm = signal.getattr("SIGTERM")?;
+        let mask = pyo3::types::PySet::new(py, [&sigterm])?;
+        let previous =
+            signal.call_method1("pthread_sigmask", (signal.getattr("SIG_BLOCK")?, mask))?;
+        Ok(!previous.contains(&sigterm)?)
+    };
+    if blocked().unwrap_or(false) {
+        SIGTERM_BLOCKED_FOR_FORK.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[pyfunction]
+#[pyo3(name = "_pycov_after_fork_in_parent")]
+fn after_fork_in_parent(py: Python<'_>) {
+    unblock_sigterm(py);
+}
+
+fn unblock_sigterm(py: Python<'_>) {
+    if !SIGTERM_BLOCKED_FOR_FORK.swap(false, std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let _ = py.import("signal").and_then(|signal| {
+        let mask = pyo3::types::PySet::new(py, [signal.getattr("SIGTERM")?])?;
+        signal.call_method1("pthread_sigmask", (signal.getattr("SIG_UNBLOCK")?, mask))
+    });
 }
 
 fn register_fork_handler(py: Python<'_>) -> PyResult<()> {
     let kwargs = pyo3::types::PyDict::new(py);
+    kwargs.set_item("before", wrap_pyfunction!(before_fork, py)?)?;
+    kwargs.set_item(
+        "after_in_parent",
+        wrap_pyfunction!(after_fork_in_parent, py)?,
+    )?;
     kwargs.set_item("after_in_child", wrap_pyfunction!(after_fork_in_child, py)?)?;
     py.import("os")?
         .getattr("register_at_fork")?
         .call((), Some(&kwargs))?;
     Ok(())
+}
+
+/// `os._exit` as the program found it.
+static ORIGINAL_EXIT: std::sync::OnceLock<Py<PyAny>> = std::sync::OnceLock::new();
+
+/// `os._exit` while measuring: save the data, then leave as asked
+/// (`multiprocessing` children and some test runners' workers end this way).
+#[pyfunction]
+#[pyo3(name = "_exit")]
+fn exit_after_saving(py: Python<'_>, status: Bound<'_, PyAny>) -> PyResult<()> {
+    if let Some(saved) = finish(py) {
+        report_save(&saved.warnings, saved.error.as_ref());
+    }
+    match ORIGINAL_EXIT.get() {
+        Some(original) => original.bind(py).call1((status,)).map(drop),
+        None => Ok(()),
+    }
+}
+
+fn patch_os_exit(py: Python<'_>) -> PyResult<()> {
+    if ORIGINAL_EXIT.get().is_some() {
+        return Ok(());
+    }
+    let os = py.import("os")?;
+    let _ = ORIGINAL_EXIT.set(os.getattr("_exit")?.unbind());
+    os.setattr("_exit", wrap_pyfunction!(exit_after_saving, py)?)
+}
+
+/// The end of a measured subprocess (`atexit`): save its data.
+#[pyfunction]
+#[pyo3(name = "_pycov_subprocess_exit")]
+fn subprocess_exit(py: Python<'_>) {
+    if let Some(saved) = finish(py) {
+        report_save(&saved.warnings, saved.error.as_ref());
+    }
 }
 
 fn take_active_run() -> Option<ActiveRun> {
@@ -108,7 +268,15 @@ fn interpreter_error(err: PyErr) -> RunError {
 /// pycov; pycov's warnings are returned.
 pub fn run(py: Python<'_>, options: &RunOptions) -> Result<RunOutcome, RunError> {
     timing::start("setup");
-    datafile::check_writable(&options.data_file)?;
+    let data_file = if options.parallel {
+        parallel::parallel_data_path(&options.data_file)
+    } else {
+        options.data_file.clone()
+    };
+    datafile::check_writable(&data_file)?;
+    // A `pycov run` started by a program measured with `--subprocesses`:
+    // this run's own options replace the inherited measurement.
+    discard_measurement(py);
     let cwd = std::env::current_dir()
         .map_err(|e| RunError::Interpreter(format!("cannot read the current directory: {e}")))?;
     let canonical_cwd = std::fs::canonicalize(&cwd).unwrap_or_else(|_| cwd.clone());
@@ -140,27 +308,51 @@ pub fn run(py: Python<'_>, options: &RunOptions) -> Result<RunOutcome, RunError>
         ),
     };
 
-    let mut session = Box::new(Session::new(selector, canonical_cwd).ok_or_else(|| {
-        RunError::Interpreter("no free co_extra slot in this interpreter".to_owned())
-    })?);
-    let mut tracer = tracer::for_interpreter(py, &mut session).map_err(interpreter_error)?;
-    let session: &'static Session = Box::leak(session);
-    ffi::activate(session);
-    if let Err(err) = tracer.start(py) {
-        let _ = tracer.stop(py, session, false);
-        ffi::deactivate();
-        return Err(interpreter_error(err));
-    }
-    *util::lock(&ACTIVE_RUN) = Some(ActiveRun {
-        session,
-        tracer,
-        options: options.clone(),
-        main_script,
+    let children = options.subprocesses.then(|| Children {
+        base: options.data_file.clone(),
+        token: parallel::new_run_token(),
     });
+    if let Some(children) = &children {
+        let start = ProcessStart {
+            data_file: children.base.clone(),
+            run_token: children.token.clone(),
+            cwd: canonical_cwd.clone(),
+            selection: options.selection.clone(),
+            exclude: options.exclude.clone(),
+            relative_files: options.relative_files,
+        };
+        let handed_over = start.encode().map_or_else(
+            || Err("the data file or the current directory is not a UTF-8 path".to_owned()),
+            |text| {
+                py.import("os")
+                    .and_then(|os| os.getattr("environ"))
+                    .and_then(|environ| environ.set_item(PROCESS_START_VARIABLE, text))
+                    .map_err(|err| err.value(py).to_string())
+            },
+        );
+        if let Err(reason) = handed_over {
+            warnings.push(format!("subprocesses are not measured: {reason}"));
+        }
+    }
+    let plan = Plan {
+        selection: options.selection.clone(),
+        exclude: options.exclude.clone(),
+        data_file,
+        relative_to: options.relative_files.then(|| canonical_cwd.clone()),
+        main_script,
+        role: Role::Run(children),
+    };
+    start_measuring(py, selector, canonical_cwd, plan)?;
     let previous_sigterm = install_sigterm_handler(py);
     if let Err(err) = register_fork_handler(py) {
         warnings.push(format!(
             "forked processes may overwrite the data: {}",
+            err.value(py)
+        ));
+    }
+    if let Err(err) = patch_os_exit(py) {
+        warnings.push(format!(
+            "a program ending by os._exit() will lose its data: {}",
             err.value(py)
         ));
     }
@@ -171,15 +363,17 @@ pub fn run(py: Python<'_>, options: &RunOptions) -> Result<RunOutcome, RunError>
         Ok(ending) => ending,
         Err(start_error) => {
             // Nothing of the program ran: stop without saving.
-            if let Some(active) = take_active_run() {
-                let mut tracer = active.tracer;
-                let _ = tracer.stop(py, active.session, false);
-                ffi::deactivate();
-            }
+            discard_measurement(py);
             restore_sigterm_handler(py, previous_sigterm);
             return Err(start_error.into());
         }
     };
+    if !options.subprocesses && ran_xdist_workers(py) {
+        warnings.push(
+            "pytest-xdist ran the tests in worker processes, which were not measured: add --subprocesses (or subprocesses = true in [tool.pycov])"
+                .to_owned(),
+        );
+    }
     timing::start("shutdown");
     program::shut_down(py);
     let saved = finish(py);
@@ -209,25 +403,110 @@ pub fn run(py: Python<'_>, options: &RunOptions) -> Result<RunOutcome, RunError>
     })
 }
 
+/// Starts measuring this process if a program under `pycov run
+/// --subprocesses` started it ([`PROCESS_START_VARIABLE`] is set), as that
+/// run measures; the data is saved at exit (`atexit`, `os._exit`) into a
+/// file of its own that the run absorbs. Returns whether
+/// measuring started. Called at interpreter start-up by pycov's `.pth`
+/// file.
+pub fn start_subprocess(py: Python<'_>) -> Result<bool, RunError> {
+    let Ok(text) = std::env::var(PROCESS_START_VARIABLE) else {
+        return Ok(false);
+    };
+    if util::lock(&ACTIVE_RUN).is_some() {
+        return Ok(false);
+    }
+    let start = ProcessStart::decode(&text).map_err(|e| RunError::Interpreter(e.to_string()))?;
+    let paths = interpreter_paths(py).map_err(interpreter_error)?;
+    let selector = FileSelector::new(&start.selection, &start.cwd, &paths);
+    let children = Children {
+        base: start.data_file,
+        token: start.run_token,
+    };
+    let plan = Plan {
+        selection: start.selection,
+        exclude: start.exclude,
+        data_file: parallel::subprocess_data_path(&children.base, &children.token),
+        relative_to: start.relative_files.then(|| start.cwd.clone()),
+        main_script: None,
+        role: Role::Subprocess(children),
+    };
+    start_measuring(py, selector, start.cwd, plan)?;
+    let hooks = || -> PyResult<()> {
+        py.import("atexit")?
+            .call_method1("register", (wrap_pyfunction!(subprocess_exit, py)?,))?;
+        register_fork_handler(py)?;
+        patch_os_exit(py)
+    };
+    if let Err(err) = hooks() {
+        discard_measurement(py);
+        return Err(interpreter_error(err));
+    }
+    // No SIGTERM handler here (see `after_fork_in_child`): `multiprocessing`
+    // terminates its workers by SIGTERM and must not wait for them.
+    Ok(true)
+}
+
+/// Installs the tracer for a new session and makes it the active run.
+fn start_measuring(
+    py: Python<'_>,
+    selector: FileSelector,
+    cwd: PathBuf,
+    plan: Plan,
+) -> Result<(), RunError> {
+    let mut session = Box::new(Session::new(selector, cwd).ok_or_else(|| {
+        RunError::Interpreter("no free co_extra slot in this interpreter".to_owned())
+    })?);
+    let mut tracer = tracer::for_interpreter(py, &mut session).map_err(interpreter_error)?;
+    let session: &'static Session = Box::leak(session);
+    ffi::activate(session);
+    if let Err(err) = tracer.start(py) {
+        let _ = tracer.stop(py, session, false);
+        ffi::deactivate();
+        return Err(interpreter_error(err));
+    }
+    *util::lock(&ACTIVE_RUN) = Some(ActiveRun {
+        session,
+        tracer,
+        plan,
+    });
+    Ok(())
+}
+
+/// Stops the active measurement, if any, without saving.
+fn discard_measurement(py: Python<'_>) {
+    if let Some(active) = take_active_run() {
+        let mut tracer = active.tracer;
+        let _ = tracer.stop(py, active.session, false);
+        ffi::deactivate();
+    }
+}
+
+/// Whether pytest-xdist distributed tests to workers in this process.
+fn ran_xdist_workers(py: Python<'_>) -> bool {
+    py.import("sys")
+        .and_then(|sys| sys.getattr("modules"))
+        .and_then(|modules| modules.contains("xdist.dsession"))
+        .unwrap_or(false)
+}
+
 struct Saved {
     files: usize,
     warnings: Vec<String>,
     error: Option<datafile::DataFileError>,
 }
 
-/// Stops measuring and writes the data file, once (the SIGTERM handler and
-/// the normal end both call it).
+/// Stops measuring and writes the data file, once (the SIGTERM handler,
+/// `os._exit`, `atexit` in a subprocess and the normal end all call it).
 fn finish(py: Python<'_>) -> Option<Saved> {
-    let active = take_active_run()?;
     let ActiveRun {
         session,
         mut tracer,
-        options,
-        main_script,
-    } = active;
+        plan,
+    } = take_active_run()?;
     let mut warnings = Vec::new();
     timing::start("detach");
-    // Both callers of `finish` end the process soon after.
+    // Every caller of `finish` ends the process soon after.
     if let Err(err) = tracer.stop(py, session, true) {
         warnings.push(format!(
             "could not detach the tracer cleanly: {}",
@@ -239,25 +518,85 @@ fn finish(py: Python<'_>) -> Option<Saved> {
         return None;
     }
     timing::start("analysis");
-    let data = collect::collect(
+    let mut data = collect::collect(
         py,
         session,
-        &options.selection,
-        &options.exclude,
-        main_script.as_deref(),
+        &plan.selection,
+        &plan.exclude,
+        plan.main_script.as_deref(),
         &mut warnings,
     );
+    if let Some(root) = &plan.relative_to {
+        // Distinct absolute paths stay distinct: nothing to conflict.
+        data = data.rename_files(|path| relative_to_root(path, root)).0;
+    }
+    let absorbed = match &plan.role {
+        Role::Run(Some(children)) => absorb_children(&mut data, children, &mut warnings),
+        Role::Run(None) => Vec::new(),
+        Role::Subprocess(_) if data.is_empty() => {
+            // A subprocess that ran none of the measured code.
+            return Some(Saved {
+                files: 0,
+                warnings,
+                error: None,
+            });
+        }
+        Role::Subprocess(_) => Vec::new(),
+    };
     if data.is_empty() {
         warnings.push("no data was collected".to_owned());
     }
     timing::start("write");
-    let error = datafile::write(&options.data_file, &data).err();
+    let error = datafile::write(&plan.data_file, &data).err();
+    if error.is_none() {
+        for child in absorbed {
+            if let Err(err) = std::fs::remove_file(&child) {
+                warnings.push(format!("cannot remove {}: {err}", child.display()));
+            }
+        }
+    }
     timing::report(data.len());
     Some(Saved {
         files: data.len(),
         warnings,
         error,
     })
+}
+
+/// Merges the data files the run's subprocesses wrote into `data`; returns
+/// those merged whole (to remove once `data` is saved). The others stay for
+/// `pycov combine`, named in a warning.
+fn absorb_children(
+    data: &mut CoverageData,
+    children: &Children,
+    warnings: &mut Vec<String>,
+) -> Vec<PathBuf> {
+    let found = match parallel::pending_parallel_files(&children.base) {
+        Ok(found) => found,
+        Err(err) => {
+            warnings.push(format!(
+                "cannot list the subprocesses' data files beside {}: {err}",
+                children.base.display()
+            ));
+            return Vec::new();
+        }
+    };
+    let mut absorbed = Vec::new();
+    for path in found {
+        if !parallel::is_subprocess_data_of(&path, &children.token) {
+            continue;
+        }
+        match datafile::read_into(&path, data) {
+            Ok(conflicts) if conflicts.is_empty() => absorbed.push(path),
+            Ok(conflicts) => warnings.push(format!(
+                "{}: {} measured with other statements than in this process (its source changed); left for `pycov combine`",
+                path.display(),
+                conflicts[0].path
+            )),
+            Err(err) => warnings.push(format!("{err}; left as it is")),
+        }
+    }
+    absorbed
 }
 
 /// Installs pycov's SIGTERM handler if SIGTERM has its default action;
@@ -283,10 +622,7 @@ fn restore_sigterm_handler(py: Python<'_>, previous: Option<Py<PyAny>>) {
         let sigterm = signal.getattr("SIGTERM")?;
         let current = signal.call_method1("getsignal", (&sigterm,))?;
         // Only if the program did not install its own since.
-        let ours = current
-            .getattr("__name__")
-            .is_ok_and(|n| n.eq("_pycov_sigterm").unwrap_or(false));
-        if ours {
+        if is_pycov_handler(&current) {
             signal.call_method1("signal", (sigterm, previous))?;
         }
         Ok(())
@@ -303,17 +639,14 @@ static TERMINATE_AFTER_SAVE: std::sync::atomic::AtomicBool =
 #[pyo3(name = "_pycov_sigterm")]
 fn on_sigterm(py: Python<'_>, signum: i32, _frame: &Bound<'_, PyAny>) -> PyResult<()> {
     let signal = py.import("_signal")?;
-    let installed = signal
-        .call_method1("getsignal", (signum,))?
-        .getattr("__name__")
-        .is_ok_and(|name| name.eq("_pycov_sigterm").unwrap_or(false));
-    if !installed {
+    if !is_pycov_handler(&signal.call_method1("getsignal", (signum,))?) {
         // The program replaced us and its handler chains to "the previous
         // handler": without pycov that was SIG_DFL, which it could not call.
         return Ok(());
     }
     match finish(py) {
         Some(saved) => report_save(&saved.warnings, saved.error.as_ref()),
+        None if FORKED_CHILD.load(std::sync::atomic::Ordering::Relaxed) => {}
         None => {
             // The normal end is saving right now: let it finish first.
             TERMINATE_AFTER_SAVE.store(true, std::sync::atomic::Ordering::Relaxed);
