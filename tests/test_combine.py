@@ -342,21 +342,50 @@ def test_coverage_py_data_adds_its_lines_to_pycov_data(python, tmp_path):
         assert result.returncode == 0, result.stderr
         assert file_lines(python.pycov_json(tmp_path), "prog.py") == ([1, 4, 5, 8, 9, 12, 13, 15], []), name
         assert (tmp_path / name).exists()
+    # A file only coverage.py measured gets its statements from its source,
+    # analysed as `pycov run` would; one whose source is gone is named.
+    write(tmp_path / "gone.py", "y = 2\n")
+    ran = python.run(["-m", "coverage", "run", f"--rcfile={rc}", "-a", "--data-file=lines.cov", "gone.py"], tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    (tmp_path / "gone.py").unlink()
     result = python.pycov(["combine", "--keep", ".", "lines.cov"], tmp_path)
-    assert "lines.cov: 1 file(s) only coverage.py measured are left out" in result.stderr
-    assert "only_theirs.py" in result.stderr
-    assert "only_theirs.py" not in python.pycov_json(tmp_path)["files"]
+    assert result.returncode == 0, result.stderr
+    assert "lines.cov: 1 file(s) only coverage.py measured are left out, as their sources are not here" in result.stderr
+    assert "gone.py" in result.stderr
+    report = python.pycov_json(tmp_path)
+    assert file_lines(report, "only_theirs.py") == ([1], [])
+    assert "gone.py" not in report["files"]
 
 
-def test_coverage_py_data_alone_leaves_the_data_file_alone(python, tmp_path):
+def test_coverage_py_data_alone_becomes_pycov_data(python, tmp_path):
+    # Statements computed from the sources: the same data as pycov's own
+    # measurement of the same run.
     write(tmp_path / "prog.py", PROGRAM)
-    assert python.pycov(["run", "prog.py", "small"], tmp_path).returncode == 0
-    before = (tmp_path / ".pycov").read_bytes()
     rc = tmp_path / "empty.rc"
     rc.write_text("")
     assert python.run(["-m", "coverage", "run", f"--rcfile={rc}", "prog.py", "big"], tmp_path).returncode == 0
+    assert python.pycov(["run", "--data-file", "ours", "prog.py", "big"], tmp_path).returncode == 0
     result = python.pycov(["combine", ".coverage"], tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert (tmp_path / ".coverage").exists()
+    converted = python.pycov_json(tmp_path)
+    assert converted["files"] == python.pycov_json(tmp_path, "ours")["files"]
+    assert file_lines(converted, "prog.py") == ([1, 4, 8, 9, 12, 15], [5, 13])
+
+
+def test_coverage_py_data_of_sources_not_here_leaves_the_data_file_alone(python, tmp_path):
+    write(tmp_path / "prog.py", PROGRAM)
+    assert python.pycov(["run", "prog.py", "small"], tmp_path).returncode == 0
+    before = (tmp_path / ".pycov").read_bytes()
+    write(tmp_path / "elsewhere" / "other.py", "z = 3\n")
+    rc = tmp_path / "empty.rc"
+    rc.write_text("")
+    ran = python.run(["-m", "coverage", "run", f"--rcfile={rc}", "other.py"], tmp_path / "elsewhere")
+    assert ran.returncode == 0, ran.stderr
+    (tmp_path / "elsewhere" / "other.py").unlink()
+    result = python.pycov(["combine", "elsewhere/.coverage"], tmp_path)
     assert result.returncode == 1
+    assert "their sources are not here" in result.stderr
     assert "no data to combine" in result.stderr
     assert (tmp_path / ".pycov").read_bytes() == before
 

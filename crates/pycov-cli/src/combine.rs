@@ -11,10 +11,13 @@ use pycov_report::read_lcov::{looks_like_lcov, read_lcov};
 use pycov_core::datafile::{self, DataFileError};
 use pycov_core::parallel;
 use pycov_core::paths::{relative_to_root, resolve_from_root};
-use pycov_core::{CoverageData, MergeConflict, PathAliases};
+use pycov_core::{CoverageData, ExcludeRules, MergeConflict, PathAliases};
 
 use crate::args::CombineArgs;
-use crate::{current_dir, data_file_path, load_config, Config, Outcome, EXIT_ERROR};
+use crate::{
+    current_dir, data_file_path, exclude_rules, load_config, Config, Outcome, ProgramRunner,
+    EXIT_ERROR,
+};
 
 /// The parallel files next to the data file, which reports include.
 pub(crate) fn pending_parallel_files(data_file: &Path) -> Result<Vec<PathBuf>> {
@@ -63,6 +66,46 @@ pub(crate) fn remap(
     })
 }
 
+/// Statements for files only coverage.py's data names: the interpreter
+/// analyses their sources as `pycov run` would.
+pub(crate) struct SourceAnalysis<'a> {
+    runner: &'a dyn ProgramRunner,
+    exclude: ExcludeRules,
+}
+
+impl<'a> SourceAnalysis<'a> {
+    /// Available when pycov runs from its Python package.
+    pub(crate) fn new(
+        runner: Option<&'a dyn ProgramRunner>,
+        config: &Config,
+    ) -> Result<Option<SourceAnalysis<'a>>> {
+        let Some(runner) = runner else {
+            return Ok(None);
+        };
+        Ok(Some(SourceAnalysis {
+            runner,
+            exclude: exclude_rules(config)?,
+        }))
+    }
+
+    /// Adds the files of `theirs` that `merged` does not know and whose
+    /// sources are here, with their statements and no executed lines.
+    fn add_unknown_files(&self, merged: &mut CoverageData, theirs: &CoverageData, input: &Path) {
+        for (path, _) in theirs.files() {
+            if merged.get(path).is_some() || !Path::new(path).is_file() {
+                continue;
+            }
+            match self.runner.analyze(Path::new(path), &self.exclude) {
+                Ok(file) => merged.insert(path.to_owned(), file),
+                Err(problem) => eprintln!(
+                    "pycov: warning: {}: {path}: {problem}; left out",
+                    input.display()
+                ),
+            }
+        }
+    }
+}
+
 /// SQLite's file header: coverage.py's `.coverage` files start with it.
 const SQLITE_MAGIC: &[u8] = b"SQLite format 3\0";
 
@@ -102,6 +145,7 @@ pub(crate) fn merge_input(
     input: &Path,
     aliases: &PathAliases,
     cwd: &Path,
+    analysis: Option<&SourceAnalysis<'_>>,
 ) -> Result<Vec<MergeConflict>> {
     let bytes = std::fs::read(input).map_err(|source| DataFileError::Read {
         path: input.to_owned(),
@@ -120,10 +164,18 @@ pub(crate) fn merge_input(
     if bytes.starts_with(SQLITE_MAGIC) {
         let data = read_coveragepy(input, cwd).with_context(|| format!("{}", input.display()))?;
         let (data, conflicts) = remap(data, aliases, cwd);
+        if let Some(analysis) = analysis {
+            analysis.add_unknown_files(merged, &data, input);
+        }
         let unknown = merged.merge_executed(data);
         if let Some(first) = unknown.first() {
+            let remedy = if analysis.is_some() {
+                "their sources are not here"
+            } else {
+                "pycov knows no statements for them; run this command from pycov's Python package, which analyses their sources"
+            };
             eprintln!(
-                "pycov: warning: {}: {} file(s) only coverage.py measured are left out, as pycov knows no statements for them (e.g. {first}); measure them with pycov too, or give coverage.py's LCOV",
+                "pycov: warning: {}: {} file(s) only coverage.py measured are left out, as {remedy} (e.g. {first})",
                 input.display(),
                 unknown.len()
             );
@@ -185,11 +237,15 @@ pub(crate) fn warn_unmapped(data: &CoverageData) {
 }
 
 /// `pycov combine`.
-pub(crate) fn combine_command(args: CombineArgs) -> Result<Outcome> {
+pub(crate) fn combine_command(
+    args: CombineArgs,
+    runner: Option<&dyn ProgramRunner>,
+) -> Result<Outcome> {
     let cwd = current_dir()?;
     let config = load_config(&cwd)?;
     let output = data_file_path(args.data_file.data_file.as_ref(), &config, &cwd);
     let aliases = path_aliases(&config, &cwd)?;
+    let analysis = SourceAnalysis::new(runner, &config)?;
 
     let mut inputs = Vec::new();
     if args.paths.is_empty() {
@@ -221,12 +277,12 @@ pub(crate) fn combine_command(args: CombineArgs) -> Result<Outcome> {
 
     let mut merged = CoverageData::default();
     if args.append && output.exists() {
-        merge_input(&mut merged, &output, &aliases, &cwd)?;
+        merge_input(&mut merged, &output, &aliases, &cwd, analysis.as_ref())?;
     }
     let mut failed = false;
     let mut combined = Vec::new();
     for (input, native) in &inputs {
-        match merge_input(&mut merged, input, &aliases, &cwd) {
+        match merge_input(&mut merged, input, &aliases, &cwd, analysis.as_ref()) {
             Ok(conflicts) => {
                 if report_conflicts(&conflicts, input) {
                     combined.push((input, *native));

@@ -22,8 +22,8 @@ use anyhow::{anyhow, Context, Result};
 use clap::Parser;
 
 use pycov_core::{
-    datafile, CoverageData, ExcludeRules, FilePatterns, RunOptions, RunTarget, Selection,
-    SourceHash,
+    datafile, CoverageData, ExcludeRules, FileCoverage, FilePatterns, RunOptions, RunTarget,
+    Selection, SourceHash,
 };
 use pycov_report::json::{write_json, JsonOptions};
 use pycov_report::lcov::write_lcov;
@@ -69,10 +69,20 @@ pub struct RunFailure {
     pub exit_code: i32,
 }
 
-/// Something that can run a Python program under measurement.
+/// What pycov needs a Python interpreter for (the Python package has one;
+/// the standalone binary does not).
 pub trait ProgramRunner {
     /// Runs the program and saves the data.
     fn run(&self, options: &RunOptions) -> std::result::Result<RunReport, RunFailure>;
+
+    /// Analyses a source file as `pycov run` does a file it never executed
+    /// (statements, exclusions, regions, hash; no executed lines): for
+    /// other tools' data that carries no statements.
+    fn analyze(
+        &self,
+        path: &Path,
+        exclude: &ExcludeRules,
+    ) -> std::result::Result<FileCoverage, String>;
 }
 
 /// What the process should do at the end.
@@ -98,11 +108,11 @@ pub fn main(args: Vec<OsString>, runner: Option<&dyn ProgramRunner>) -> Outcome 
             Some(runner) => run_command(run, runner),
             None => delegate_to_python(&args),
         },
-        Command::Report(report) => report_command(report),
-        Command::Xml(xml) => xml_command(xml),
-        Command::Lcov(lcov) => lcov_command(lcov),
-        Command::Json(json) => json_command(json),
-        Command::Combine(combine) => combine::combine_command(combine),
+        Command::Report(report) => report_command(report, runner),
+        Command::Xml(xml) => xml_command(xml, runner),
+        Command::Lcov(lcov) => lcov_command(lcov, runner),
+        Command::Json(json) => json_command(json, runner),
+        Command::Combine(combine) => combine::combine_command(combine, runner),
     };
     match result {
         Ok(outcome) => outcome,
@@ -228,15 +238,7 @@ fn run_options(args: RunArgs, config: &Config, cwd: &Path) -> Result<RunOptions>
     };
     selection.include = FilePatterns::new(include, &canonical_cwd)?;
     selection.omit = FilePatterns::new(omit, &canonical_cwd)?;
-    let mut exclude: Vec<String> = match &config.exclude_lines {
-        Some(lines) => lines.clone(),
-        None => pycov_core::DEFAULT_EXCLUDE
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-    };
-    exclude.extend(config.exclude_also.iter().cloned());
-    let exclude = ExcludeRules::new(&exclude).context("pyproject.toml [tool.pycov]")?;
+    let exclude = exclude_rules(config)?;
     Ok(RunOptions {
         target,
         args: program.collect(),
@@ -247,6 +249,20 @@ fn run_options(args: RunArgs, config: &Config, cwd: &Path) -> Result<RunOptions>
         selection,
         exclude,
     })
+}
+
+/// The exclusion regexes of `[tool.pycov]`: `exclude_lines` (or the
+/// defaults) and `exclude_also`.
+fn exclude_rules(config: &Config) -> Result<ExcludeRules> {
+    let mut exclude: Vec<String> = match &config.exclude_lines {
+        Some(lines) => lines.clone(),
+        None => pycov_core::DEFAULT_EXCLUDE
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    };
+    exclude.extend(config.exclude_also.iter().cloned());
+    ExcludeRules::new(&exclude).context("pyproject.toml [tool.pycov]")
 }
 
 fn is_module_name(name: &str) -> bool {
@@ -280,7 +296,12 @@ impl Loaded {
 /// Reads the data file and the parallel files beside it (or, when
 /// `--data-file` is repeated, exactly the files named), remaps their paths
 /// by `[tool.pycov.paths]` and unions them.
-fn load(common: &ReportCommon, config: &Config, cwd: &Path) -> Result<Loaded> {
+fn load(
+    common: &ReportCommon,
+    config: &Config,
+    cwd: &Path,
+    runner: Option<&dyn ProgramRunner>,
+) -> Result<Loaded> {
     let paths: Vec<PathBuf> = if common.data_files.len() <= 1 {
         let main = data_file_path(common.data_files.first(), config, cwd);
         let mut paths = Vec::new();
@@ -303,6 +324,7 @@ fn load(common: &ReportCommon, config: &Config, cwd: &Path) -> Result<Loaded> {
             .collect()
     };
     let aliases = combine::path_aliases(config, cwd)?;
+    let analysis = combine::SourceAnalysis::new(runner, config)?;
     let mut data = CoverageData::default();
     for (path, _) in &combine::natives_first(paths) {
         if !path.exists() {
@@ -311,7 +333,9 @@ fn load(common: &ReportCommon, config: &Config, cwd: &Path) -> Result<Loaded> {
                 path.display()
             );
         }
-        if let Some(conflict) = combine::merge_input(&mut data, path, &aliases, cwd)?.first() {
+        if let Some(conflict) =
+            combine::merge_input(&mut data, path, &aliases, cwd, analysis.as_ref())?.first()
+        {
             anyhow::bail!(
                 "{} measured a different version of {} than the data files before it; report them separately",
                 path.display(),
@@ -420,7 +444,7 @@ fn check_fail_under(
     }
 }
 
-fn report_command(args: ReportArgs) -> Result<Outcome> {
+fn report_command(args: ReportArgs, runner: Option<&dyn ProgramRunner>) -> Result<Outcome> {
     let cwd = current_dir()?;
     let config = load_config(&cwd)?;
     let format = match &args.format {
@@ -434,7 +458,7 @@ fn report_command(args: ReportArgs) -> Result<Outcome> {
         }
         _ => SortOrder::default(),
     };
-    let loaded = load(&args.common, &config, &cwd)?;
+    let loaded = load(&args.common, &config, &cwd, runner)?;
     let options = TextOptions {
         show_missing: args.show_missing || config.show_missing.unwrap_or(false),
         skip_covered: args.skip_covered || config.skip_covered.unwrap_or(false),
@@ -451,10 +475,10 @@ fn report_command(args: ReportArgs) -> Result<Outcome> {
     check_fail_under(percent(&totals), &args.common, &config, options.precision)
 }
 
-fn xml_command(args: XmlArgs) -> Result<Outcome> {
+fn xml_command(args: XmlArgs, runner: Option<&dyn ProgramRunner>) -> Result<Outcome> {
     let cwd = current_dir()?;
     let config = load_config(&cwd)?;
-    let loaded = load(&args.common, &config, &cwd)?;
+    let loaded = load(&args.common, &config, &cwd, runner)?;
     let source_roots = match &args.source_root {
         Some(root) => {
             let dir = cwd.join(root);
@@ -496,10 +520,10 @@ fn xml_command(args: XmlArgs) -> Result<Outcome> {
     )
 }
 
-fn lcov_command(args: LcovArgs) -> Result<Outcome> {
+fn lcov_command(args: LcovArgs, runner: Option<&dyn ProgramRunner>) -> Result<Outcome> {
     let cwd = current_dir()?;
     let config = load_config(&cwd)?;
-    let loaded = load(&args.common, &config, &cwd)?;
+    let loaded = load(&args.common, &config, &cwd, runner)?;
     let mut files = loaded.files();
     if args.skip_empty || config.skip_empty.unwrap_or(false) {
         files.retain(|f| f.counts.statements > 0);
@@ -515,10 +539,10 @@ fn lcov_command(args: LcovArgs) -> Result<Outcome> {
     )
 }
 
-fn json_command(args: JsonArgs) -> Result<Outcome> {
+fn json_command(args: JsonArgs, runner: Option<&dyn ProgramRunner>) -> Result<Outcome> {
     let cwd = current_dir()?;
     let config = load_config(&cwd)?;
-    let loaded = load(&args.common, &config, &cwd)?;
+    let loaded = load(&args.common, &config, &cwd, runner)?;
     let precision = precision(&args.common, &config);
     let options = JsonOptions {
         pretty: args.pretty_print,

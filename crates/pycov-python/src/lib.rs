@@ -14,6 +14,14 @@ use pycov_runner::{Ending, RunError, StartError};
 struct InterpreterRunner;
 
 impl ProgramRunner for InterpreterRunner {
+    fn analyze(
+        &self,
+        path: &std::path::Path,
+        exclude: &pycov_core::ExcludeRules,
+    ) -> Result<pycov_core::FileCoverage, String> {
+        Python::attach(|py| pycov_runner::analyze_path(py, path, exclude))
+    }
+
     fn run(&self, options: &RunOptions) -> Result<RunReport, RunFailure> {
         Python::attach(|py| match pycov_runner::run(py, options) {
             Ok(outcome) => Ok(RunReport {
@@ -65,10 +73,10 @@ fn analyze_file(
             .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?,
         None => pycov_core::ExcludeRules::default(),
     };
-    let (statements, excluded) = pycov_runner::analyze_path(py, &path, &rules)
+    let file = pycov_runner::analyze_path(py, &path, &rules)
         .map_err(pyo3::exceptions::PyValueError::new_err)?;
     let numbers = |set: pycov_core::LineSet| set.iter().map(|l| l.get()).collect();
-    Ok((numbers(statements), numbers(excluded)))
+    Ok((numbers(file.statements), numbers(file.excluded)))
 }
 
 /// Measures this process if a program under `pycov run --subprocesses`

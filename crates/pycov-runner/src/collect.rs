@@ -312,19 +312,31 @@ fn prepare(
     Ok((hash, Work::Analyze { text, code_lines }))
 }
 
-/// Analyses one file as a run would (compiling it for its code lines):
-/// `(statements, excluded)`, or why it could not be analysed.
+/// Analyses one file as a run does a file it never executed (compiling it
+/// for its code lines): statements, exclusions, regions and source hash,
+/// no executed lines; or why it could not be analysed.
 pub fn analyze_path(
     py: Python<'_>,
     path: &Path,
     exclude: &ExcludeRules,
-) -> Result<(LineSet, LineSet), String> {
-    let analysis = match prepare(py, path, None, None)?.1 {
+) -> Result<FileCoverage, String> {
+    let quiet = QuietWarnings::enter(py);
+    let prepared = prepare(py, path, None, None);
+    quiet.exit();
+    let (hash, work) = prepared?;
+    let analysis = match work {
         Work::Analyze { text, code_lines } => analyze(&text, &code_lines, exclude)
             .map_err(|e| format!("couldn't parse it as Python ({e})"))?,
         Work::Cached(analysis) => analysis,
     };
-    Ok((analysis.statements, analysis.excluded))
+    Ok(FileCoverage {
+        source_hash: hash,
+        executed: LineSet::new(),
+        statements: analysis.statements,
+        excluded: analysis.excluded,
+        line_count: analysis.line_count,
+        regions: analysis.regions,
+    })
 }
 
 fn decode_with_python(py: Python<'_>, bytes: &[u8], encoding: &str) -> PyResult<String> {
