@@ -102,6 +102,8 @@ def test_children_measure_what_the_run_measures_wherever_they_start(python, tmp_
 
 
 def test_a_pycov_run_inside_a_measured_program_keeps_its_own_options(python, tmp_path):
+    # The inner run does not measure subprocesses: its child is measured by
+    # neither run.
     write(
         tmp_path / "outer.py",
         """
@@ -109,11 +111,46 @@ def test_a_pycov_run_inside_a_measured_program_keeps_its_own_options(python, tmp
         subprocess.run([sys.executable, "-m", "pycov", "run", "--data-file", "inner-data", "inner.py"], check=True)
         """,
     )
-    write(tmp_path / "inner.py", "def f():\n    return 1\n\n\nprint(f())\n")
+    write(
+        tmp_path / "inner.py",
+        """
+        import subprocess, sys
+        def f():
+            return 1
+        print(f())
+        subprocess.run([sys.executable, "grandchild.py"], check=True)
+        """,
+    )
+    write(tmp_path / "grandchild.py", "print('grandchild')\n")
     result = python.pycov(["run", "--subprocesses", "outer.py"], tmp_path)
-    assert (result.returncode, result.stdout, result.stderr) == (0, "1\n", "")
-    assert file_lines(python.pycov_json(tmp_path, "inner-data"), "inner.py") == ([1, 2, 5], [])
+    assert (result.returncode, result.stdout, result.stderr) == (0, "1\ngrandchild\n", "")
+    assert file_lines(python.pycov_json(tmp_path, "inner-data"), "inner.py") == ([1, 2, 3, 4, 5], [])
+    assert sorted(python.pycov_json(tmp_path, "inner-data")["files"]) == ["inner.py"]
     assert sorted(python.pycov_json(tmp_path)["files"]) == ["outer.py"]
+    assert leftover_parallel_files(tmp_path) == []
+
+
+def test_a_child_that_measured_another_version_of_a_file_is_set_aside(python, tmp_path):
+    write(tmp_path / "mod.py", "a = 1\n")
+    write(
+        tmp_path / "main.py",
+        """
+        import subprocess, sys
+        subprocess.run([sys.executable, "-c", "import mod"], check=True)
+        with open("mod.py", "w") as f:
+            f.write("a = 1\\nb = 2\\n")
+        import mod
+        """,
+    )
+    result = python.pycov(["run", "--subprocesses", "main.py"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "mod.py was measured with other statements than in this run" in result.stderr
+    assert leftover_parallel_files(tmp_path) == []
+    (kept,) = tmp_path.glob(".pycov-conflict.*")
+    assert kept.name.startswith(".pycov-conflict.")
+    # Reports of the run are not blocked by it; it reports on its own.
+    assert file_lines(python.pycov_json(tmp_path), "mod.py") == ([1, 2], [])
+    assert file_lines(python.pycov_json(tmp_path, kept.name), "mod.py") == ([1], [])
 
 
 def test_terminating_a_pool_never_waits_for_its_workers(python, tmp_path):

@@ -14,15 +14,10 @@ use thiserror::Error;
 use crate::select::lexical_join;
 
 /// Whether a path stored in coverage data is relative (written with
-/// `relative_files`): neither a POSIX absolute path nor a Windows one
-/// (`C:\`, `C:/`, `\\server`), whatever this machine's OS.
+/// `relative_files`): not absolute on POSIX or Windows, whatever this
+/// machine's OS.
 pub fn is_relative_path(path: &str) -> bool {
-    let bytes = path.as_bytes();
-    let windows_drive = bytes.len() >= 3
-        && bytes[0].is_ascii_alphabetic()
-        && bytes[1] == b':'
-        && matches!(bytes[2], b'\\' | b'/');
-    !(path.starts_with('/') || path.starts_with("\\\\") || windows_drive)
+    !is_absolute_anywhere(path)
 }
 
 /// `path` relative to `root` with `/` separators, for data written with
@@ -282,6 +277,7 @@ mod tests {
             assert_eq!(resolve_from_root(windows, here), windows);
         }
         assert!(is_relative_path("a.py") && is_relative_path("C:a.py"));
+        assert!(!is_relative_path("\\\\share\\a.py") && !is_relative_path("\\a.py"));
     }
 
     fn aliases(rules: &[(&str, &str)]) -> PathAliases {

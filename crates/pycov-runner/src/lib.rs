@@ -140,6 +140,10 @@ fn after_fork_in_child(py: Python<'_>) {
     if !adopted {
         FORKED_CHILD.store(true, std::sync::atomic::Ordering::Relaxed);
     }
+    // No thread of the child is saving, whatever the parent was doing.
+    if let Ok(mut saving) = SAVING.0.try_lock() {
+        *saving = false;
+    }
     // A child dies of SIGTERM at once, as without pycov: a Python-level
     // handler can miss it (a `multiprocessing` worker blocked on a lock the
     // terminating pool holds would wait forever), so its data is saved at
@@ -166,9 +170,12 @@ fn is_pycov_handler(handler: &Bound<'_, PyAny>) -> bool {
         .is_ok_and(|name| name.eq("_pycov_sigterm").unwrap_or(false))
 }
 
-/// Whether [`before_fork`] blocked SIGTERM (it was not blocked already).
-static SIGTERM_BLOCKED_FOR_FORK: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
+thread_local! {
+    /// Whether [`before_fork`] blocked SIGTERM in this thread (it was not
+    /// blocked already). Per thread, as the signal mask: two threads may
+    /// fork at once. A fork copies the forking thread's value.
+    static SIGTERM_BLOCKED_FOR_FORK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
 
 /// Blocks SIGTERM in the forking thread until both sides of an `os.fork()`
 /// are ready: CPython drops signals that reach a new child before its
@@ -186,7 +193,7 @@ fn before_fork(py: Python<'_>) {
         Ok(!previous.contains(&sigterm)?)
     };
     if blocked().unwrap_or(false) {
-        SIGTERM_BLOCKED_FOR_FORK.store(true, std::sync::atomic::Ordering::Relaxed);
+        SIGTERM_BLOCKED_FOR_FORK.set(true);
     }
 }
 
@@ -197,7 +204,7 @@ fn after_fork_in_parent(py: Python<'_>) {
 }
 
 fn unblock_sigterm(py: Python<'_>) {
-    if !SIGTERM_BLOCKED_FOR_FORK.swap(false, std::sync::atomic::Ordering::Relaxed) {
+    if !SIGTERM_BLOCKED_FOR_FORK.replace(false) {
         return;
     }
     let _ = py.import("signal").and_then(|signal| {
@@ -228,8 +235,10 @@ static ORIGINAL_EXIT: std::sync::OnceLock<Py<PyAny>> = std::sync::OnceLock::new(
 #[pyfunction]
 #[pyo3(name = "_exit")]
 fn exit_after_saving(py: Python<'_>, status: Bound<'_, PyAny>) -> PyResult<()> {
-    if let Some(saved) = finish(py) {
-        report_save(&saved.warnings, saved.error.as_ref());
+    match finish(py) {
+        Some(saved) => report_save(&saved.warnings, saved.error.as_ref()),
+        // Another thread is saving: let it finish before the process ends.
+        None => py.detach(wait_for_save),
     }
     match ORIGINAL_EXIT.get() {
         Some(original) => original.bind(py).call1((status,)).map(drop),
@@ -246,12 +255,55 @@ fn patch_os_exit(py: Python<'_>) -> PyResult<()> {
     os.setattr("_exit", wrap_pyfunction!(exit_after_saving, py)?)
 }
 
-/// The end of a measured subprocess (`atexit`): save its data.
+/// The end of a measured subprocess (`atexit`): save its data. A `pycov
+/// run` inside the subprocess replaced that measurement and saves its own.
 #[pyfunction]
 #[pyo3(name = "_pycov_subprocess_exit")]
 fn subprocess_exit(py: Python<'_>) {
+    let is_subprocess = util::lock(&ACTIVE_RUN)
+        .as_ref()
+        .is_some_and(|active| matches!(active.plan.role, Role::Subprocess(_)));
+    if !is_subprocess {
+        return;
+    }
     if let Some(saved) = finish(py) {
         report_save(&saved.warnings, saved.error.as_ref());
+    }
+}
+
+/// Whether a [`finish`] is saving right now, and its end signalled.
+static SAVING: (Mutex<bool>, std::sync::Condvar) = (Mutex::new(false), std::sync::Condvar::new());
+
+/// Waits (at most a minute) until no [`finish`] is saving. Never blocks on
+/// the lock itself: a fork may have copied it locked.
+fn wait_for_save() {
+    let (saving, done) = &SAVING;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        match saving.try_lock() {
+            Ok(guard) if !*guard => return,
+            Ok(guard) => {
+                let _ = done.wait_timeout(guard, std::time::Duration::from_millis(100));
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
+    }
+}
+
+/// Marks a save in progress until dropped.
+struct SavingGuard;
+
+impl SavingGuard {
+    fn start() -> SavingGuard {
+        *util::lock(&SAVING.0) = true;
+        SavingGuard
+    }
+}
+
+impl Drop for SavingGuard {
+    fn drop(&mut self) {
+        *util::lock(&SAVING.0) = false;
+        SAVING.1.notify_all();
     }
 }
 
@@ -308,6 +360,14 @@ pub fn run(py: Python<'_>, options: &RunOptions) -> Result<RunOutcome, RunError>
         ),
     };
 
+    if !options.subprocesses {
+        // Inherited from an outer run: this run's children follow its own
+        // options, which do not measure them.
+        let _ = py
+            .import("os")
+            .and_then(|os| os.getattr("environ"))
+            .and_then(|environ| environ.call_method1("pop", (PROCESS_START_VARIABLE, py.None())));
+    }
     let children = options.subprocesses.then(|| Children {
         base: options.data_file.clone(),
         token: parallel::new_run_token(),
@@ -322,7 +382,13 @@ pub fn run(py: Python<'_>, options: &RunOptions) -> Result<RunOutcome, RunError>
             relative_files: options.relative_files,
         };
         let handed_over = start.encode().map_or_else(
-            || Err("the data file or the current directory is not a UTF-8 path".to_owned()),
+            || {
+                Err(format!(
+                    "{} or {} is not a UTF-8 path",
+                    children.base.display(),
+                    canonical_cwd.display()
+                ))
+            },
             |text| {
                 py.import("os")
                     .and_then(|os| os.getattr("environ"))
@@ -504,6 +570,7 @@ fn finish(py: Python<'_>) -> Option<Saved> {
         mut tracer,
         plan,
     } = take_active_run()?;
+    let _saving = SavingGuard::start();
     let mut warnings = Vec::new();
     timing::start("detach");
     // Every caller of `finish` ends the process soon after.
@@ -545,6 +612,11 @@ fn finish(py: Python<'_>) -> Option<Saved> {
     };
     if data.is_empty() {
         warnings.push("no data was collected".to_owned());
+    }
+    if matches!(plan.role, Role::Subprocess(_)) {
+        // The program may read its children's stderr: only a failure to
+        // save is worth printing there.
+        warnings.clear();
     }
     timing::start("write");
     let error = datafile::write(&plan.data_file, &data).err();
@@ -588,15 +660,39 @@ fn absorb_children(
         }
         match datafile::read_into(&path, data) {
             Ok(conflicts) if conflicts.is_empty() => absorbed.push(path),
-            Ok(conflicts) => warnings.push(format!(
-                "{}: {} measured with other statements than in this process (its source changed); left for `pycov combine`",
-                path.display(),
-                conflicts[0].path
-            )),
+            Ok(conflicts) => warnings.push(set_aside(&path, &children.base, &conflicts[0].path)),
             Err(err) => warnings.push(format!("{err}; left as it is")),
         }
     }
     absorbed
+}
+
+/// Renames a child's data file that measured `source` with other
+/// statements than the run (another Python version, or the source changed)
+/// out of the pending parallel files, where it would stop every report;
+/// returns the warning that says so.
+fn set_aside(child: &Path, base: &Path, source: &str) -> String {
+    let base_name = base.file_name().map(|n| n.to_string_lossy().into_owned());
+    let child_name = child.file_name().map(|n| n.to_string_lossy().into_owned());
+    let renamed = base_name
+        .zip(child_name)
+        .and_then(|(base_name, child_name)| {
+            let rest = child_name
+                .strip_prefix(&format!("{base_name}."))?
+                .to_owned();
+            Some(child.with_file_name(format!("{base_name}-conflict.{rest}")))
+        });
+    let problem = format!(
+        "{}: {source} was measured with other statements than in this run (another Python version, or its source changed)",
+        child.display()
+    );
+    match renamed {
+        Some(renamed) if std::fs::rename(child, &renamed).is_ok() => format!(
+            "{problem}; its other files are merged, and it is kept as {} (report it with --data-file)",
+            renamed.display()
+        ),
+        _ => format!("{problem}; left for `pycov combine`"),
+    }
 }
 
 /// Installs pycov's SIGTERM handler if SIGTERM has its default action;
