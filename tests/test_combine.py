@@ -432,3 +432,43 @@ def test_relative_files_report_and_combine_in_another_checkout(python, tmp_path)
     result = python.pycov(["report"], third)
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout.splitlines()[2].split() == ["prog.py", "8", "0", "100%"]
+
+
+MULTILINE = """\
+    import sys
+
+
+    def check(n):
+        if (
+            n > 1
+            and n < 10
+        ):
+            return "small"
+        return "other"
+
+
+    print(check(int(sys.argv[1])))
+    """
+
+
+def test_coverage_py_lines_of_multi_line_statements_count(python, tmp_path):
+    # coverage.py stores the lines its tracer saw (here 6, inside the `if`),
+    # not the statements they belong to: they are translated, as coverage.py's
+    # own reports do, whether pycov data knows the file or not.
+    write(tmp_path / "multi.py", MULTILINE)
+    rc = tmp_path / "empty.rc"
+    rc.write_text("")
+    ran = python.run(["-m", "coverage", "run", f"--rcfile={rc}", "multi.py", "5"], tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    for arg, data in (("5", "ours-5"), ("50", "ours-both")):
+        assert python.pycov(["run", "--data-file", data, "multi.py", arg], tmp_path).returncode == 0
+    result = python.pycov(["combine", "--keep", ".coverage"], tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert python.pycov_json(tmp_path)["files"] == python.pycov_json(tmp_path, "ours-5")["files"]
+
+    assert python.pycov(["run", "-p", "multi.py", "50"], tmp_path).returncode == 0
+    result = python.pycov(["combine", "--keep", ".", ".coverage"], tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert python.pycov(["combine", "-a", "--data-file", "ours-both", "ours-5"], tmp_path).returncode == 0
+    assert file_lines(python.pycov_json(tmp_path), "multi.py") == ([1, 4, 5, 9, 10, 13], [])
+    assert python.pycov_json(tmp_path)["files"] == python.pycov_json(tmp_path, "ours-both")["files"]

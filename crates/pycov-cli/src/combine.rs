@@ -66,8 +66,10 @@ pub(crate) fn remap(
     })
 }
 
-/// Statements for files only coverage.py's data names: the interpreter
-/// analyses their sources as `pycov run` would.
+/// coverage.py's data read through the interpreter's analysis of the
+/// sources, as `pycov run` does: statements for files only it names, and
+/// its raw lines (continuation lines of multi-line statements) turned into
+/// the statements they belong to.
 pub(crate) struct SourceAnalysis<'a> {
     runner: &'a dyn ProgramRunner,
     exclude: ExcludeRules,
@@ -88,21 +90,43 @@ impl<'a> SourceAnalysis<'a> {
         }))
     }
 
-    /// Adds the files of `theirs` that `merged` does not know and whose
-    /// sources are here, with their statements and no executed lines.
-    fn add_unknown_files(&self, merged: &mut CoverageData, theirs: &CoverageData, input: &Path) {
-        for (path, _) in theirs.files() {
-            if merged.get(path).is_some() || !Path::new(path).is_file() {
+    /// Turns the raw lines of coverage.py's data into executed statements
+    /// by analysing each file whose source is here. A file `merged` does not
+    /// know is added to it whole; the rest is returned for
+    /// [`CoverageData::merge_executed`] (a file whose analysis disagrees with
+    /// `merged`'s statements, another Python's or an older source, keeps
+    /// its raw lines).
+    fn translate(
+        &self,
+        merged: &mut CoverageData,
+        theirs: CoverageData,
+        input: &Path,
+    ) -> CoverageData {
+        let mut rest = CoverageData::new(theirs.meta.clone());
+        for (path, raw) in theirs.into_files() {
+            if !Path::new(&path).is_file() {
+                rest.insert(path, raw);
                 continue;
             }
-            match self.runner.analyze(Path::new(path), &self.exclude) {
-                Ok(file) => merged.insert(path.to_owned(), file),
-                Err(problem) => eprintln!(
-                    "pycov: warning: {}: {path}: {problem}; left out",
-                    input.display()
-                ),
+            match self
+                .runner
+                .analyze(Path::new(&path), &self.exclude, &raw.executed)
+            {
+                Ok(file) => match merged.get(&path) {
+                    None => merged.insert(path, file),
+                    Some(known) if known.statements == file.statements => rest.insert(path, file),
+                    Some(_) => rest.insert(path, raw),
+                },
+                Err(_) if merged.get(&path).is_some() => rest.insert(path, raw),
+                Err(problem) => {
+                    eprintln!(
+                        "pycov: warning: {}: {path}: {problem}; left out",
+                        input.display()
+                    );
+                }
             }
         }
+        rest
     }
 }
 
@@ -163,9 +187,9 @@ pub(crate) fn merge_input(
     }
     if bytes.starts_with(SQLITE_MAGIC) {
         let data = read_coveragepy(input, cwd).with_context(|| format!("{}", input.display()))?;
-        let (data, conflicts) = remap(data, aliases, cwd);
+        let (mut data, conflicts) = remap(data, aliases, cwd);
         if let Some(analysis) = analysis {
-            analysis.add_unknown_files(merged, &data, input);
+            data = analysis.translate(merged, data, input);
         }
         let unknown = merged.merge_executed(data);
         if let Some(first) = unknown.first() {

@@ -22,8 +22,8 @@ use anyhow::{anyhow, Context, Result};
 use clap::Parser;
 
 use pycov_core::{
-    datafile, CoverageData, ExcludeRules, FileCoverage, FilePatterns, RunOptions, RunTarget,
-    Selection, SourceHash,
+    datafile, CoverageData, ExcludeRules, FileCoverage, FilePatterns, LineSet, RunOptions,
+    RunTarget, Selection, SourceHash,
 };
 use pycov_report::json::{write_json, JsonOptions};
 use pycov_report::lcov::write_lcov;
@@ -75,13 +75,15 @@ pub trait ProgramRunner {
     /// Runs the program and saves the data.
     fn run(&self, options: &RunOptions) -> std::result::Result<RunReport, RunFailure>;
 
-    /// Analyses a source file as `pycov run` does a file it never executed
-    /// (statements, exclusions, regions, hash; no executed lines): for
-    /// other tools' data that carries no statements.
+    /// Analyses a source file as `pycov run` does (statements, exclusions,
+    /// regions, hash), with `raw_executed`, the lines another tracer saw,
+    /// turned into executed statements: for coverage.py's data, which
+    /// stores neither statements nor first lines of multi-line statements.
     fn analyze(
         &self,
         path: &Path,
         exclude: &ExcludeRules,
+        raw_executed: &LineSet,
     ) -> std::result::Result<FileCoverage, String>;
 }
 

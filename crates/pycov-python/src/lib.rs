@@ -18,8 +18,9 @@ impl ProgramRunner for InterpreterRunner {
         &self,
         path: &std::path::Path,
         exclude: &pycov_core::ExcludeRules,
+        raw_executed: &pycov_core::LineSet,
     ) -> Result<pycov_core::FileCoverage, String> {
-        Python::attach(|py| pycov_runner::analyze_path(py, path, exclude))
+        Python::attach(|py| pycov_runner::analyze_path(py, path, exclude, raw_executed))
     }
 
     fn run(&self, options: &RunOptions) -> Result<RunReport, RunFailure> {
@@ -73,7 +74,7 @@ fn analyze_file(
             .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?,
         None => pycov_core::ExcludeRules::default(),
     };
-    let file = pycov_runner::analyze_path(py, &path, &rules)
+    let file = pycov_runner::analyze_path(py, &path, &rules, &pycov_core::LineSet::new())
         .map_err(pyo3::exceptions::PyValueError::new_err)?;
     let numbers = |set: pycov_core::LineSet| set.iter().map(|l| l.get()).collect();
     Ok((numbers(file.statements), numbers(file.excluded)))

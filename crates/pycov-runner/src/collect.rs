@@ -312,13 +312,16 @@ fn prepare(
     Ok((hash, Work::Analyze { text, code_lines }))
 }
 
-/// Analyses one file as a run does a file it never executed (compiling it
-/// for its code lines): statements, exclusions, regions and source hash,
-/// no executed lines; or why it could not be analysed.
+/// Analyses one file as a run does (compiling it for its code lines):
+/// statements, exclusions, regions and source hash, with `raw_executed`
+/// (the lines a tracer saw, continuation lines of multi-line statements
+/// included) turned into executed statements; or why it could not be
+/// analysed.
 pub fn analyze_path(
     py: Python<'_>,
     path: &Path,
     exclude: &ExcludeRules,
+    raw_executed: &LineSet,
 ) -> Result<FileCoverage, String> {
     let quiet = QuietWarnings::enter(py);
     let prepared = prepare(py, path, None, None);
@@ -331,7 +334,7 @@ pub fn analyze_path(
     };
     Ok(FileCoverage {
         source_hash: hash,
-        executed: LineSet::new(),
+        executed: analysis.executed(raw_executed),
         statements: analysis.statements,
         excluded: analysis.excluded,
         line_count: analysis.line_count,
