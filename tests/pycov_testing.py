@@ -28,3 +28,8 @@ def file_lines(report: dict, name: str) -> tuple[list[int], list[int]]:
     """(executed, missing) lines of `name` in a coverage.py-style JSON report."""
     entry = report["files"][name]
     return entry["executed_lines"], entry["missing_lines"]
+
+
+def parallel_files(where: Path) -> list[Path]:
+    """The pending parallel data files (`.pycov.*`) in `where`, sorted."""
+    return sorted(where.glob(".pycov.*"))

@@ -9,7 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
-from pycov_testing import file_lines, write
+from pycov_testing import file_lines, parallel_files, write
 
 PROGRAM = """\
     import sys
@@ -28,10 +28,6 @@ PROGRAM = """\
     else:
         print(big(1))
     """
-
-
-def parallel_files(where: Path) -> list[Path]:
-    return sorted(where.glob(".pycov.*"))
 
 
 def two_parallel_runs(python, where: Path) -> None:

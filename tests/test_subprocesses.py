@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 
-from pycov_testing import file_lines, same_result, write
+from pycov_testing import file_lines, parallel_files, same_result, write
 
 FAMILY = """\
     import multiprocessing
@@ -48,10 +47,6 @@ CHILD_ONLY = [8, 12, 13, 14, 19]
 ALL_LINES = [1, 2, 3, 4, 7, 8, 11, 12, 13, 14, 17, 18, 19, 21, 22, 23, 24, 25, 26, 27]
 
 
-def leftover_parallel_files(where: Path) -> list[str]:
-    return sorted(p.name for p in where.glob(".pycov.*"))
-
-
 def test_children_are_measured_into_the_runs_data_file(python, tmp_path):
     write(tmp_path / "family.py", FAMILY)
     plain = python.run(["family.py"], tmp_path)
@@ -59,14 +54,14 @@ def test_children_are_measured_into_the_runs_data_file(python, tmp_path):
     same_result(plain, measured)
     assert file_lines(python.pycov_json(tmp_path), "family.py") == (ALL_LINES, [])
     # The children's files were absorbed into `.pycov`.
-    assert leftover_parallel_files(tmp_path) == []
+    assert parallel_files(tmp_path) == []
 
     (tmp_path / ".pycov").unlink()
     measured = python.pycov(["run", "family.py"], tmp_path)
     same_result(plain, measured)
     executed = [n for n in ALL_LINES if n not in CHILD_ONLY]
     assert file_lines(python.pycov_json(tmp_path), "family.py") == (executed, CHILD_ONLY)
-    assert leftover_parallel_files(tmp_path) == []
+    assert parallel_files(tmp_path) == []
 
 
 def test_parallel_mode_children_join_the_parallel_file(python, tmp_path):
@@ -75,7 +70,7 @@ def test_parallel_mode_children_join_the_parallel_file(python, tmp_path):
     result = python.pycov(["run", "family.py"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / ".pycov").exists()
-    assert len(leftover_parallel_files(tmp_path)) == 1
+    assert len(parallel_files(tmp_path)) == 1
     result = python.pycov(["combine"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert file_lines(python.pycov_json(tmp_path), "family.py") == (ALL_LINES, [])
@@ -127,7 +122,7 @@ def test_a_pycov_run_inside_a_measured_program_keeps_its_own_options(python, tmp
     assert file_lines(python.pycov_json(tmp_path, "inner-data"), "inner.py") == ([1, 2, 3, 4, 5], [])
     assert sorted(python.pycov_json(tmp_path, "inner-data")["files"]) == ["inner.py"]
     assert sorted(python.pycov_json(tmp_path)["files"]) == ["outer.py"]
-    assert leftover_parallel_files(tmp_path) == []
+    assert parallel_files(tmp_path) == []
 
 
 def test_a_child_that_measured_another_version_of_a_file_is_set_aside(python, tmp_path):
@@ -145,7 +140,7 @@ def test_a_child_that_measured_another_version_of_a_file_is_set_aside(python, tm
     result = python.pycov(["run", "--subprocesses", "main.py"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert "mod.py was measured with other statements than in this run" in result.stderr
-    assert leftover_parallel_files(tmp_path) == []
+    assert parallel_files(tmp_path) == []
     (kept,) = tmp_path.glob(".pycov-conflict.*")
     assert kept.name.startswith(".pycov-conflict.")
     # Reports of the run are not blocked by it; it reports on its own.
@@ -251,10 +246,10 @@ def test_toolz_under_xdist_combines_to_the_single_process_result(python, tmp_pat
         distributed = python.pycov(["run", "-p", "--subprocesses", "--source", ".", *TOOLZ_PYTEST, "-n", "2"], suite,
                                    env=env, timeout=600)
         assert distributed.returncode == 0, distributed.stdout + distributed.stderr
-    assert len(leftover_parallel_files(suite)) == 2
+    assert len(parallel_files(suite)) == 2
     result = python.pycov(["combine"], suite)
     assert result.returncode == 0, result.stderr
-    assert leftover_parallel_files(suite) == []
+    assert parallel_files(suite) == []
     combined = executed_by_file(python.pycov_json(suite))
     assert len(combined) == len(expected) > 30
     assert sum(map(len, combined.values())) > 2500

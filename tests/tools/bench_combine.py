@@ -22,10 +22,9 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from bench_common import clean_env, run, write_project
+from bench_common import clean_env, run, work_root, write_project
 
 FUNCTIONS = 10
 BODY = 7
@@ -81,12 +80,10 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path)
     args = parser.parse_args()
 
-    root = args.workdir or Path(tempfile.mkdtemp(prefix="pycov-bench-combine-"))
-    root.mkdir(parents=True, exist_ok=True)
-    env = clean_env()
-    rc = root / "empty.rc"
-    runs = root / "runs"
-    try:
+    with work_root(args.workdir, "combine") as root:
+        env = clean_env()
+        rc = root / "empty.rc"
+        runs = root / "runs"
         if not (root / "driver.py").exists():
             generate(root, args.files)
         rc.write_text("[run]\nparallel = true\n")
@@ -126,9 +123,6 @@ def main() -> int:
         print(f"| {args.inputs} inputs | {theirs:.2f} s | {ours:.3f} s | {theirs / ours:.0f}x |")
         print(f"\npycov peak memory: {small_rss:.0f} MiB for {args.inputs // 10} inputs, "
               f"{full_rss:.0f} MiB for {args.inputs}")
-    finally:
-        if args.workdir is None:
-            shutil.rmtree(root, ignore_errors=True)
     return 0
 
 

@@ -3,10 +3,14 @@ project, an environment free of the tools' settings, timed runs."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -20,6 +24,21 @@ def write_project(root: Path, files: int, module: str, driver: str) -> None:
             (package / "__init__.py").write_text("")
         (package / f"module_{i}.py").write_text(module)
     (root / "driver.py").write_text(driver)
+
+
+@contextlib.contextmanager
+def work_root(workdir: Path | None, name: str) -> Iterator[Path]:
+    """`workdir` (created if needed, kept), or a temporary directory removed
+    at the end."""
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        yield workdir
+        return
+    root = Path(tempfile.mkdtemp(prefix=f"pycov-bench-{name}-"))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def clean_env() -> dict[str, str]:

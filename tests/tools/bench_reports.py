@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from bench_common import clean_env, run, write_project
+from bench_common import clean_env, run, work_root, write_project
 
 FUNCTION_BODY = 18
 
@@ -67,11 +65,9 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path)
     args = parser.parse_args()
 
-    root = args.workdir or Path(tempfile.mkdtemp(prefix="pycov-bench-reports-"))
-    root.mkdir(parents=True, exist_ok=True)
-    env = clean_env()
-    rc = root / "empty.rc"
-    try:
+    with work_root(args.workdir, "reports") as root:
+        env = clean_env()
+        rc = root / "empty.rc"
         if not (root / "driver.py").exists():
             generate(root, args.files)
         rc.write_text("")
@@ -89,9 +85,6 @@ def main() -> int:
             ours = min(run([args.python, "-m", "pycov", kind, "-o", f"ours.{kind}"], root, env)
                        for _ in range(args.repeat))
             print(f"| {kind} | {theirs:.2f} s | {ours:.3f} s | {theirs / ours:.0f}x |")
-    finally:
-        if args.workdir is None:
-            shutil.rmtree(root, ignore_errors=True)
     return 0
 
 

@@ -10,7 +10,7 @@ use pycov_report::read_lcov::{looks_like_lcov, read_lcov};
 
 use pycov_core::datafile::{self, DataFileError};
 use pycov_core::parallel;
-use pycov_core::paths::{relative_to_root, resolve_from_root};
+use pycov_core::paths::{is_relative_path, relative_to_root, resolve_from_root};
 use pycov_core::{CoverageData, ExcludeRules, MergeConflict, PathAliases};
 
 use crate::args::CombineArgs;
@@ -51,6 +51,9 @@ pub(crate) fn remap(
     aliases: &PathAliases,
     cwd: &Path,
 ) -> (CoverageData, Vec<MergeConflict>) {
+    if aliases.is_empty() && !data.files().any(|(path, _)| is_relative_path(path)) {
+        return (data, Vec::new());
+    }
     let root = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
     data.rename_files(|path| {
         let path = resolve_from_root(path, &root);

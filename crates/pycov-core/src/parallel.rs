@@ -37,6 +37,15 @@ pub fn is_subprocess_data_of(path: &Path, run_token: &str) -> bool {
         .is_some_and(|(_, token)| token == run_token)
 }
 
+/// Where a parallel file of `data_file` goes when it must leave the pending
+/// set without being deleted: `<data file>-conflict.<rest of its name>`.
+pub fn set_aside_path(parallel_file: &Path, data_file: &Path) -> Option<PathBuf> {
+    let base = data_file.file_name()?.to_str()?;
+    let name = parallel_file.file_name()?.to_str()?;
+    let rest = name.strip_prefix(base)?.strip_prefix('.')?;
+    Some(parallel_file.with_file_name(format!("{base}-conflict.{rest}")))
+}
+
 /// A fresh token naming one run (letters and digits only).
 pub fn new_run_token() -> String {
     format!("s{:012x}", random() & 0xffff_ffff_ffff)
@@ -140,6 +149,13 @@ mod tests {
         ] {
             std::fs::write(path, b"").expect("write");
         }
+        let aside = set_aside_path(&child, &data).expect("a parallel file");
+        assert!(aside
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(".pycov-conflict.") && n.ends_with(&token)));
+        assert_eq!(set_aside_path(&data, &data), None);
+        std::fs::write(&aside, b"").expect("write");
         let mut expected = vec![a, b, child];
         expected.sort();
         assert_eq!(parallel_files(&data, dir.path()).expect("list"), expected);

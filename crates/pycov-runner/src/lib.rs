@@ -672,16 +672,7 @@ fn absorb_children(
 /// out of the pending parallel files, where it would stop every report;
 /// returns the warning that says so.
 fn set_aside(child: &Path, base: &Path, source: &str) -> String {
-    let base_name = base.file_name().map(|n| n.to_string_lossy().into_owned());
-    let child_name = child.file_name().map(|n| n.to_string_lossy().into_owned());
-    let renamed = base_name
-        .zip(child_name)
-        .and_then(|(base_name, child_name)| {
-            let rest = child_name
-                .strip_prefix(&format!("{base_name}."))?
-                .to_owned();
-            Some(child.with_file_name(format!("{base_name}-conflict.{rest}")))
-        });
+    let renamed = parallel::set_aside_path(child, base);
     let problem = format!(
         "{}: {source} was measured with other statements than in this run (another Python version, or its source changed)",
         child.display()
