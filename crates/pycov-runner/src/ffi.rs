@@ -1,6 +1,7 @@
 //! Every raw CPython call of the runner: the native `sys.monitoring`
 //! callbacks, the C-level trace function for 3.11, the per-code-object cache
-//! in `co_extra`, and printing exceptions the way the interpreter does.
+//! in `co_extra`, the bytecode access of 3.12's superinstruction fusing, and
+//! printing exceptions the way the interpreter does.
 //!
 //! The callbacks are plain `extern "C"` functions: a `LINE` event costs one
 //! vectorcall into Rust, a `co_extra` read and an atomic OR.
@@ -385,6 +386,86 @@ unsafe extern "C" fn trace_function(
     // SAFETY: releases the reference from `PyFrame_GetCode`.
     unsafe { ffi::Py_DecRef(code) };
     0
+}
+
+/// A fusing pass (see `fusion`) for the active session, if any; whether
+/// it fused anything. Needs the GIL.
+pub(crate) fn fuse_for_active_session(py: Python<'_>) -> bool {
+    active_session().is_some_and(|session| session.fuse_running_code(py))
+}
+
+/// The code objects of the top `per_thread` frames of each thread of the
+/// main interpreter, each once, found without running Python code or
+/// raising audit events. Immortal code objects are left out: other
+/// interpreters, with GILs of their own, may be running them.
+pub(crate) fn running_code_objects(py: Python<'_>, per_thread: usize) -> Vec<Bound<'_, PyAny>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut codes = Vec::new();
+    // SAFETY: the GIL is held (we have `py`), so the thread states of the
+    // main interpreter stay linked while we walk them (a thread deletes its
+    // own state holding the GIL). Every frame and code pointer comes with a
+    // new reference, which we release or hand to a `Bound`.
+    unsafe {
+        let mut thread = ffi::PyInterpreterState_ThreadHead(ffi::PyInterpreterState_Main());
+        while !thread.is_null() {
+            let mut frame = ffi::PyThreadState_GetFrame(thread);
+            let mut depth = 0;
+            while !frame.is_null() && depth < per_thread {
+                let code = Bound::from_owned_ptr(py, ffi::PyFrame_GetCode(frame).cast());
+                // Immortal objects keep a negative low half of the count.
+                let immortal = (ffi::Py_REFCNT(code.as_ptr()) as i32) < 0;
+                if !immortal && seen.insert(code.as_ptr() as usize) {
+                    codes.push(code);
+                }
+                let back = ffi::PyFrame_GetBack(frame);
+                ffi::Py_DecRef(frame.cast());
+                frame = back;
+                depth += 1;
+            }
+            if !frame.is_null() {
+                ffi::Py_DecRef(frame.cast());
+            }
+            thread = ffi::PyThreadState_Next(thread);
+        }
+        // A frame object that could not be made (no memory) ends that walk.
+        if !ffi::PyErr_Occurred().is_null() {
+            ffi::PyErr_Clear();
+        }
+    }
+    codes
+}
+
+/// Runs `f` on the adaptive bytecode of `code` (`_co_code_adaptive`: two
+/// bytes per code unit, as the interpreter executes them). `None` unless
+/// `code` is exactly a code object stored that way.
+///
+/// `f` must not run Python code: another thread could execute the bytes it
+/// is changing.
+pub(crate) fn with_adaptive_code<R>(
+    code: &Bound<'_, PyAny>,
+    f: impl FnOnce(&mut [u8]) -> R,
+) -> Option<R> {
+    if !code.is_exact_instance_of::<pyo3::types::PyCode>() {
+        return None;
+    }
+    let object = code.as_ptr();
+    // SAFETY: `object` is a live code object (checked above) and the GIL is
+    // held. A code object is a variable-size object whose items, the code
+    // units, start at the type's basic size (`PyCode_Type` declares
+    // `offsetof(PyCodeObject, co_code_adaptive)` and `sizeof(_Py_CODEUNIT)`);
+    // `Fusion::for_interpreter` checks this against a function the
+    // interpreter quickened itself before anything is written. With the GIL
+    // held and `f` running no Python code, nothing else touches the bytes.
+    unsafe {
+        let code_type = ffi::Py_TYPE(object);
+        if (*code_type).tp_itemsize != 2 {
+            return None;
+        }
+        let offset = usize::try_from((*code_type).tp_basicsize).ok()?;
+        let units = usize::try_from(ffi::Py_SIZE(object)).ok()?;
+        let bytes = std::slice::from_raw_parts_mut(object.cast::<u8>().add(offset), units * 2);
+        Some(f(bytes))
+    }
 }
 
 /// The frame of the Python code currently running, if any.

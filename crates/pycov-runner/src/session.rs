@@ -14,6 +14,7 @@ use pyo3::types::{PyBytes, PyCode, PyDict, PyString};
 use pycov_core::{Decision, FileId, FileSelector, LineNo, Recorder};
 
 use crate::ffi;
+use crate::fusion::Fusion;
 
 /// The low half of a cached decision for code that is not measured.
 const NOT_MEASURED: u32 = u32::MAX;
@@ -74,6 +75,8 @@ pub(crate) struct Session {
     matched_packages: Mutex<HashSet<String>>,
     /// Errors raised inside callbacks (never passed on to the program).
     callback_errors: Mutex<Vec<String>>,
+    /// Python 3.12: putting superinstructions back into running code.
+    fusion: Option<Fusion>,
 }
 
 impl Session {
@@ -94,7 +97,27 @@ impl Session {
             instruction_lines: Mutex::new(HashMap::new()),
             matched_packages: Mutex::new(HashSet::new()),
             callback_errors: Mutex::new(Vec::new()),
+            fusion: None,
         })
+    }
+
+    pub(crate) fn set_fusion(&mut self, fusion: Fusion) {
+        self.fusion = Some(fusion);
+    }
+
+    pub(crate) fn fuses(&self) -> bool {
+        self.fusion.is_some()
+    }
+
+    /// One fusing pass over the code on the threads' stacks (see
+    /// `fusion`); whether it fused anything. Code measured through
+    /// `INSTRUCTION` events is left alone: every instruction of it may
+    /// still be instrumented.
+    pub(crate) fn fuse_running_code(&self, py: Python<'_>) -> bool {
+        let Some(fusion) = &self.fusion else {
+            return false;
+        };
+        fusion.fuse_running_code(py, |code| lock(&self.instruction_lines).contains_key(&code))
     }
 
     pub(crate) fn set_monitoring(&mut self, handles: MonitoringHandles) {

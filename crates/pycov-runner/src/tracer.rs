@@ -4,6 +4,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
 use crate::ffi;
+use crate::fusion::{self, Fusion};
 use crate::session::{MonitoringHandles, Session};
 
 /// A tracing mechanism: installed before the program runs, removed after.
@@ -34,6 +35,8 @@ pub(crate) fn for_interpreter(
 /// callback records one line and returns `DISABLE`.
 struct Monitoring {
     tool_id: u8,
+    /// Python 3.12: whether to put superinstructions back (see `fusion`).
+    fuses: bool,
 }
 
 /// Tool ids to try, coverage.py's own (1) first; 0 is the debugger's.
@@ -65,7 +68,13 @@ impl Monitoring {
             line_event: events.getattr("LINE")?.unbind(),
             instruction_event: events.getattr("INSTRUCTION")?.unbind(),
         });
-        Ok(Monitoring { tool_id })
+        if let Some(fusion) = Fusion::for_interpreter(py) {
+            session.set_fusion(fusion);
+        }
+        Ok(Monitoring {
+            tool_id,
+            fuses: session.fuses(),
+        })
     }
 }
 
@@ -89,10 +98,16 @@ impl Tracer for Monitoring {
         // Locations DISABLEd by an earlier session on this tool id would never
         // report again.
         monitoring.call_method0("restart_events")?;
+        if self.fuses {
+            fusion::start_timer();
+        }
         Ok(())
     }
 
     fn stop(&mut self, py: Python<'_>, session: &Session, exiting: bool) -> PyResult<()> {
+        if self.fuses {
+            fusion::stop_timer(py);
+        }
         let monitoring = py.import("sys")?.getattr("monitoring")?;
         let events = monitoring.getattr("events")?;
         monitoring.call_method1("set_events", (self.tool_id, 0))?;

@@ -1,0 +1,516 @@
+//! Python 3.12 only: puts back the superinstructions that instrumentation
+//! takes out of running code.
+//!
+//! CPython 3.12 fuses some adjacent instruction pairs (`LOAD_FAST` +
+//! `LOAD_CONST` into `LOAD_FAST__LOAD_CONST`, and four more) when it creates a
+//! code object. The first time `sys.monitoring` instruments a code object it
+//! splits all of them for good, since a superinstruction steps over its second
+//! half and would skip an event there. Under pycov every code object that runs
+//! is instrumented once (the global `PY_START`, then `LINE` for measured code),
+//! which makes CPU-bound programs 3-5 % slower even after every event has been
+//! disabled (measured on `fib`: same result with the events of a pure-Python
+//! tool, and back to plain speed once the pairs are fused again).
+//!
+//! An instruction whose events are all disabled is plain again, so a pair of
+//! two plain instructions can be fused again. A thread of ours takes the GIL
+//! every so often, so every Python thread stands between two instructions, and
+//! fuses those pairs in the code objects on the threads' stacks, where the
+//! time goes. (A pending call would run in the main thread, but CPython 3.12
+//! runs one queued from another thread only when something else interrupts
+//! the main thread: python/cpython#95820.) A pair with an instrumented half (a
+//! line that has not run yet) waits for a later pass.
+//! CPython splits superinstructions again itself whenever it instruments a code
+//! object anew (another tool, `restart_events`), as it does for the ones it
+//! creates.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+use crate::ffi;
+use crate::util::lock;
+
+/// The pairs CPython 3.12's `_PyCode_Quicken` fuses: first, second, fused.
+const PAIR_NAMES: [(&str, &str, &str); 5] = [
+    ("LOAD_CONST", "LOAD_FAST", "LOAD_CONST__LOAD_FAST"),
+    ("LOAD_FAST", "LOAD_CONST", "LOAD_FAST__LOAD_CONST"),
+    ("LOAD_FAST", "LOAD_FAST", "LOAD_FAST__LOAD_FAST"),
+    ("STORE_FAST", "LOAD_FAST", "STORE_FAST__LOAD_FAST"),
+    ("STORE_FAST", "STORE_FAST", "STORE_FAST__STORE_FAST"),
+];
+
+/// A function whose bytecode holds each of the five pairs, to check the
+/// tables and the memory layout against what the interpreter itself fused.
+const PROBE: &std::ffi::CStr =
+    c"def probe(a, b):\n    x, y = a, b\n    z = x + 1\n    return 2 + z + y\n";
+
+/// How many frames of each thread's stack a pass looks at, from the top.
+const FRAMES_PER_THREAD: usize = 64;
+
+/// The first wait between passes, and the longest: the wait doubles while
+/// passes find nothing to fuse.
+const FIRST_WAIT: Duration = Duration::from_millis(10);
+const LONGEST_WAIT: Duration = Duration::from_millis(640);
+
+/// The opcodes involved, read from the running interpreter.
+#[derive(Debug, Clone)]
+pub(crate) struct OpcodeTable {
+    /// (first, second, fused) base opcodes.
+    pairs: Vec<(u8, u8, u8)>,
+    /// Inline cache entries after each base opcode.
+    caches: [u8; 256],
+    /// Opcodes from here up are instrumented ones (`INSTRUMENTED_LINE`...).
+    min_instrumented: u8,
+}
+
+/// What one pass over a code object did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Pass {
+    /// Pairs fused now.
+    pub fused: usize,
+    /// Pairs left alone because a half is instrumented.
+    pub blocked: usize,
+    /// The byte offset and opcode of the first pair fused after the pass:
+    /// while it stays, the code was not instrumented anew.
+    pub sentinel: Option<(usize, u8)>,
+}
+
+impl OpcodeTable {
+    /// The table of the running interpreter, or `None` if it lacks any name.
+    fn from_interpreter(py: Python<'_>) -> PyResult<Option<OpcodeTable>> {
+        let opmap = py.import("dis")?.getattr("_all_opmap")?;
+        let number = |name: &str| -> PyResult<Option<u8>> {
+            match opmap.get_item(name) {
+                Ok(value) => Ok(value.extract::<u8>().ok()),
+                Err(_) => Ok(None),
+            }
+        };
+        let mut pairs = Vec::new();
+        for (first, second, fused) in PAIR_NAMES {
+            match (number(first)?, number(second)?, number(fused)?) {
+                (Some(a), Some(b), Some(f)) => pairs.push((a, b, f)),
+                _ => return Ok(None),
+            }
+        }
+        let entries: Vec<u8> = py
+            .import("opcode")?
+            .getattr("_inline_cache_entries")?
+            .extract()?;
+        let Ok(caches) = <[u8; 256]>::try_from(entries) else {
+            return Ok(None);
+        };
+        let mut min_instrumented = None;
+        for (name, value) in opmap.cast::<PyDict>()?.iter() {
+            if name.extract::<&str>()?.starts_with("INSTRUMENTED_") {
+                if let Ok(value) = value.extract::<u8>() {
+                    min_instrumented = Some(min_instrumented.map_or(value, |m: u8| m.min(value)));
+                }
+            }
+        }
+        Ok(min_instrumented.map(|min_instrumented| OpcodeTable {
+            pairs,
+            caches,
+            min_instrumented,
+        }))
+    }
+
+    fn fused(&self, first: u8, second: u8) -> Option<u8> {
+        self.pairs
+            .iter()
+            .find(|&&(a, b, _)| a == first && b == second)
+            .map(|&(_, _, fused)| fused)
+    }
+
+    /// Fuses, in `live` (a code object's adaptive bytecode), every pair
+    /// whose two halves are plain there. `base` is the same code's
+    /// `co_code`: base opcodes, which tell where instructions start. `None`
+    /// if the two do not belong together, which would mean the layout is not
+    /// the one we expect.
+    pub(crate) fn fuse(&self, base: &[u8], live: &mut [u8]) -> Option<Pass> {
+        if base.len() != live.len() || base.len() % 2 != 0 {
+            return None;
+        }
+        // Everything is checked before the first write.
+        let mut writes = Vec::new();
+        let mut blocked = 0;
+        let mut sentinel = None;
+        let mut previous: Option<usize> = None;
+        let mut unit = 0;
+        while 2 * unit < base.len() {
+            let at = 2 * unit;
+            let opcode = base[at];
+            if let Some(first) = previous {
+                let first_at = 2 * first;
+                if let Some(fused) = self.fused(base[first_at], opcode) {
+                    if live[first_at + 1] != base[first_at + 1] || live[at + 1] != base[at + 1] {
+                        return None;
+                    }
+                    let (first_live, second_live) = (live[first_at], live[at]);
+                    if first_live >= self.min_instrumented || second_live >= self.min_instrumented {
+                        blocked += 1;
+                    } else if first_live == base[first_at] {
+                        writes.push((first_at, fused));
+                        sentinel = sentinel.or(Some((first_at, fused)));
+                    } else if first_live == fused {
+                        sentinel = sentinel.or(Some((first_at, fused)));
+                    } else {
+                        return None;
+                    }
+                }
+            }
+            let caches = usize::from(self.caches[usize::from(opcode)]);
+            // An instruction with caches never starts a pair.
+            previous = (caches == 0).then_some(unit);
+            unit += 1 + caches;
+        }
+        for &(at, fused) in &writes {
+            live[at] = fused;
+        }
+        Some(Pass {
+            fused: writes.len(),
+            blocked,
+            sentinel,
+        })
+    }
+
+    /// Whether `live`, the bytecode of a code object that never ran, is
+    /// what fusing `base` gives, with all five kinds of pair in it.
+    fn matches_fresh_code(&self, base: &[u8], live: &[u8]) -> bool {
+        let mut expected = base.to_vec();
+        if self.fuse(base, &mut expected).is_none() {
+            return false;
+        }
+        let all_kinds = self
+            .pairs
+            .iter()
+            .all(|&(_, _, fused)| expected.chunks(2).any(|unit| unit[0] == fused));
+        let mut unit = 0;
+        while 2 * unit < base.len() {
+            let at = 2 * unit;
+            if live.get(at..at + 2) != expected.get(at..at + 2) {
+                return false;
+            }
+            unit += 1 + usize::from(self.caches[usize::from(base[at])]);
+        }
+        all_kinds
+    }
+}
+
+/// Re-fusing for one session.
+#[derive(Debug)]
+pub(crate) struct Fusion {
+    table: OpcodeTable,
+    /// Code objects (by address) with nothing left to fuse, with their
+    /// sentinel pair: a tool that instruments one again splits it, and a
+    /// new code object at the same address most likely lacks it.
+    done: Mutex<HashMap<usize, Option<(usize, u8)>>>,
+    /// Set when a code object did not look as expected: then nothing more is
+    /// touched.
+    given_up: AtomicBool,
+}
+
+impl Fusion {
+    /// Re-fusing for this interpreter: only CPython 3.12, and only when its
+    /// own superinstructions look exactly as we would make them.
+    pub(crate) fn for_interpreter(py: Python<'_>) -> Option<Fusion> {
+        if py.version_info() < (3, 12) || py.version_info() >= (3, 13) {
+            return None;
+        }
+        let table = OpcodeTable::from_interpreter(py).ok()??;
+        let globals = PyDict::new(py);
+        py.run(PROBE, Some(&globals), None).ok()?;
+        let code = globals.get_item("probe").ok()??.getattr("__code__").ok()?;
+        let base = code.getattr("co_code").ok()?;
+        let base = base.cast::<PyBytes>().ok()?.as_bytes();
+        let matches = ffi::with_adaptive_code(&code, |live| table.matches_fresh_code(base, live))?;
+        matches.then(|| Fusion {
+            table,
+            done: Mutex::new(HashMap::new()),
+            given_up: AtomicBool::new(false),
+        })
+    }
+
+    /// Fuses what it can in the code running on every thread; returns
+    /// whether it fused anything. `skip` says which code objects to leave
+    /// alone.
+    pub(crate) fn fuse_running_code(&self, py: Python<'_>, skip: impl Fn(usize) -> bool) -> bool {
+        if self.given_up.load(Ordering::Relaxed) {
+            return false;
+        }
+        let mut fused = false;
+        for code in ffi::running_code_objects(py, FRAMES_PER_THREAD) {
+            let address = code.as_ptr() as usize;
+            if skip(address) {
+                continue;
+            }
+            let done = lock(&self.done).get(&address).copied();
+            if let Some(sentinel) = done {
+                let intact = sentinel.is_none_or(|(at, opcode)| {
+                    ffi::with_adaptive_code(&code, |live| live.get(at) == Some(&opcode))
+                        .unwrap_or(true)
+                });
+                if intact {
+                    continue;
+                }
+            }
+            let Ok(base) = code.getattr(intern!(py, "co_code")) else {
+                continue;
+            };
+            let Ok(base) = base.cast::<PyBytes>() else {
+                continue;
+            };
+            let base = base.as_bytes();
+            match ffi::with_adaptive_code(&code, |live| self.table.fuse(base, live)) {
+                Some(Some(pass)) => {
+                    fused |= pass.fused > 0;
+                    let mut done = lock(&self.done);
+                    if pass.blocked == 0 {
+                        done.insert(address, pass.sentinel);
+                    } else {
+                        done.remove(&address);
+                    }
+                }
+                Some(None) => {
+                    self.given_up.store(true, Ordering::Relaxed);
+                    return fused;
+                }
+                None => {}
+            }
+        }
+        fused
+    }
+}
+
+/// The thread that runs fusing passes while a session measures, if any, and
+/// whether a fork stopped it.
+static TIMER: Mutex<TimerState> = Mutex::new(TimerState {
+    timer: None,
+    paused_for_fork: false,
+});
+
+struct TimerState {
+    timer: Option<FusionTimer>,
+    paused_for_fork: bool,
+}
+
+/// Starts the thread that runs fusing passes (the program only runs slower
+/// if that fails).
+pub(crate) fn start_timer() {
+    let mut state = lock(&TIMER);
+    if state.timer.is_none() {
+        state.timer = FusionTimer::start().ok();
+    }
+}
+
+/// Stops that thread and waits for it.
+pub(crate) fn stop_timer(py: Python<'_>) {
+    let timer = lock(&TIMER).timer.take();
+    if let Some(mut timer) = timer {
+        // The thread may be waiting for the GIL.
+        py.detach(|| timer.stop());
+    }
+}
+
+/// Before `os.fork()`: stops the thread. Python 3.12 warns when a process
+/// with more than one thread forks (a `DeprecationWarning` the program
+/// would see), counting every thread of the process.
+pub(crate) fn pause_for_fork(py: Python<'_>) {
+    let timer = {
+        let mut state = lock(&TIMER);
+        let timer = state.timer.take();
+        // `|=`: the hooks may be registered twice (a nested run).
+        state.paused_for_fork |= timer.is_some();
+        timer
+    };
+    if let Some(mut timer) = timer {
+        py.detach(|| timer.stop());
+    }
+}
+
+/// After `os.fork()`, on either side: starts the thread again if the fork
+/// stopped it. The child gives up if the lock was copied held.
+pub(crate) fn resume_after_fork() {
+    if let Ok(mut state) = TIMER.try_lock() {
+        if std::mem::take(&mut state.paused_for_fork) {
+            state.timer = FusionTimer::start().ok();
+        }
+    }
+}
+
+/// The thread that runs fusing passes.
+#[derive(Debug)]
+struct FusionTimer {
+    /// Set before the thread is stopped: it then makes no more passes, even
+    /// if it holds the GIL already (the program might be in a fork hook
+    /// that holds other locks).
+    stopping: Arc<AtomicBool>,
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    /// The process that started the thread: a fork's child has no such thread.
+    pid: u32,
+}
+
+impl FusionTimer {
+    fn start() -> std::io::Result<FusionTimer> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let stopping = Arc::new(AtomicBool::new(false));
+        let thread_stopping = Arc::clone(&stopping);
+        let thread = std::thread::Builder::new()
+            .name("pycov-fusion".to_owned())
+            .spawn(move || {
+                let mut wait = FIRST_WAIT;
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(wait) {
+                    let fused = Python::try_attach(|py| {
+                        !thread_stopping.load(Ordering::Acquire) && ffi::fuse_for_active_session(py)
+                    });
+                    wait = if fused == Some(true) {
+                        FIRST_WAIT
+                    } else {
+                        (wait * 2).min(LONGEST_WAIT)
+                    };
+                }
+            })?;
+        Ok(FusionTimer {
+            stopping,
+            stop: Some(stop),
+            thread: Some(thread),
+            pid: std::process::id(),
+        })
+    }
+
+    /// Stops the thread and waits for it (in the process that started it).
+    /// Call it without the GIL: the thread may be waiting for it.
+    fn stop(&mut self) {
+        self.stopping.store(true, Ordering::Release);
+        let stop = self.stop.take();
+        let thread = self.thread.take();
+        if self.pid != std::process::id() {
+            // A fork's copy: the thread does not exist here.
+            std::mem::forget(stop);
+            std::mem::forget(thread);
+            return;
+        }
+        drop(stop);
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LC: u8 = 100;
+    const LF: u8 = 124;
+    const SF: u8 = 125;
+    const BIN: u8 = 122; // one cache entry in this made-up table
+    const LINE: u8 = 254;
+
+    fn table() -> OpcodeTable {
+        let mut caches = [0; 256];
+        caches[usize::from(BIN)] = 1;
+        OpcodeTable {
+            pairs: vec![
+                (LC, LF, 84),
+                (LF, LC, 86),
+                (LF, LF, 88),
+                (SF, LF, 154),
+                (SF, SF, 158),
+            ],
+            caches,
+            min_instrumented: 237,
+        }
+    }
+
+    fn code(units: &[(u8, u8)]) -> Vec<u8> {
+        units.iter().flat_map(|&(op, arg)| [op, arg]).collect()
+    }
+
+    #[test]
+    fn fuses_adjacent_pairs_like_quickening() {
+        let base = code(&[(LF, 0), (LF, 1), (LF, 2), (LC, 0), (SF, 3)]);
+        let mut live = base.clone();
+        let pass = table().fuse(&base, &mut live).expect("belongs together");
+        assert_eq!(
+            (pass.fused, pass.blocked, pass.sentinel),
+            (3, 0, Some((0, 88)))
+        );
+        assert_eq!(live, code(&[(88, 0), (88, 1), (86, 2), (LC, 0), (SF, 3)]));
+        // A second pass finds the work done.
+        let again = table().fuse(&base, &mut live).expect("belongs together");
+        assert_eq!(
+            (again.fused, again.blocked, again.sentinel),
+            (0, 0, Some((0, 88)))
+        );
+    }
+
+    #[test]
+    fn leaves_pairs_with_an_instrumented_half() {
+        let base = code(&[(SF, 0), (LF, 1), (LF, 2), (LC, 3)]);
+        // The second instruction starts a line that has not run yet.
+        let mut live = code(&[(SF, 0), (LINE, 1), (LF, 2), (LC, 3)]);
+        let pass = table().fuse(&base, &mut live).expect("belongs together");
+        assert_eq!(
+            (pass.fused, pass.blocked, pass.sentinel),
+            (1, 2, Some((4, 86)))
+        );
+        assert_eq!(live, code(&[(SF, 0), (LINE, 1), (86, 2), (LC, 3)]));
+        // Once the line ran and CPython put the instruction back, all fuse.
+        live[2] = LF;
+        let pass = table().fuse(&base, &mut live).expect("belongs together");
+        assert_eq!(
+            (pass.fused, pass.blocked, pass.sentinel),
+            (2, 0, Some((0, 154)))
+        );
+        assert_eq!(live, code(&[(154, 0), (88, 1), (86, 2), (LC, 3)]));
+    }
+
+    #[test]
+    fn cache_entries_are_not_instructions() {
+        // The cache entry after BIN holds the bytes of LOAD_FAST LOAD_FAST
+        // by chance; it must not be read as an instruction.
+        let base = code(&[(BIN, 0), (0, 0), (LF, 1)]);
+        let mut live = code(&[(BIN, 0), (LF, LF), (LF, 1)]);
+        let pass = table().fuse(&base, &mut live).expect("belongs together");
+        assert_eq!(pass, Pass::default());
+        assert_eq!(live, code(&[(BIN, 0), (LF, LF), (LF, 1)]));
+    }
+
+    #[test]
+    fn refuses_bytecode_that_does_not_belong_to_its_base() {
+        let base = code(&[(LF, 0), (LF, 1)]);
+        // Another argument: not this code's bytecode.
+        assert_eq!(table().fuse(&base, &mut code(&[(LF, 0), (LF, 7)])), None);
+        // An unknown opcode where a plain or fused one should be.
+        assert_eq!(table().fuse(&base, &mut code(&[(3, 0), (LF, 1)])), None);
+        // Another length.
+        assert_eq!(table().fuse(&base, &mut code(&[(LF, 0)])), None);
+    }
+
+    #[test]
+    fn checks_fresh_code_against_expected_fusion() {
+        let base = code(&[
+            (LC, 0),
+            (LF, 0),
+            (LF, 1),
+            (LC, 1),
+            (SF, 2),
+            (LF, 2),
+            (SF, 3),
+            (SF, 4),
+        ]);
+        let mut fused = base.clone();
+        table().fuse(&base, &mut fused).expect("belongs together");
+        assert!(table().matches_fresh_code(&base, &fused));
+        // The interpreter fused nothing: the check fails.
+        assert!(!table().matches_fresh_code(&base, &base));
+    }
+}
