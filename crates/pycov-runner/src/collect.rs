@@ -57,7 +57,12 @@ pub(crate) fn collect(
         producer: format!("pycov {}", env!("CARGO_PKG_VERSION")),
         python: python_description(py),
     });
-    let trusted = trusted_module_files(py, main_script);
+    let measured_names: HashSet<std::ffi::OsString> = session
+        .recorder()
+        .files()
+        .filter_map(|(_, file)| Path::new(file.path()).file_name().map(ToOwned::to_owned))
+        .collect();
+    let trusted = trusted_module_files(py, main_script, &measured_names);
     let cache = AnalysisCache::open(py, exclude);
     let cache = cache.as_ref();
     let debug_analysis = crate::util::debugging("analysis");
@@ -244,8 +249,14 @@ fn python_description(py: Python<'_>) -> String {
 
 /// Files of modules loaded by the standard source loader, whose code
 /// objects are a plain compile of the file, plus the main script (compiled
-/// by pycov from the file).
-fn trusted_module_files(py: Python<'_>, main_script: Option<&Path>) -> HashSet<PathBuf> {
+/// by pycov from the file). Only files named like a measured one are
+/// resolved (`realpath` costs a system call per path component, for
+/// hundreds of modules).
+fn trusted_module_files(
+    py: Python<'_>,
+    main_script: Option<&Path>,
+    measured_names: &HashSet<std::ffi::OsString>,
+) -> HashSet<PathBuf> {
     let mut trusted = HashSet::new();
     if let Some(script) = main_script.and_then(|s| std::fs::canonicalize(s).ok()) {
         trusted.insert(script);
@@ -273,6 +284,12 @@ fn trusted_module_files(py: Python<'_>, main_script: Option<&Path>) -> HashSet<P
                 continue;
             }
             if let Ok(origin) = origin.extract::<PathBuf>() {
+                if !origin
+                    .file_name()
+                    .is_some_and(|name| measured_names.contains(name))
+                {
+                    continue;
+                }
                 if let Ok(canonical) = std::fs::canonicalize(origin) {
                     trusted.insert(canonical);
                 }

@@ -388,10 +388,11 @@ unsafe extern "C" fn trace_function(
     0
 }
 
-/// A fusing pass (see `fusion`) for the active session, if any; whether
-/// it fused anything. Needs the GIL.
-pub(crate) fn fuse_for_active_session(py: Python<'_>) -> bool {
-    active_session().is_some_and(|session| session.fuse_running_code(py))
+/// A fusing pass (see `fusion`) for the active session, if any.
+pub(crate) fn fuse_for_active_session(py: Python<'_>) {
+    if let Some(session) = active_session() {
+        session.fuse_running_code(py);
+    }
 }
 
 /// The code objects of the top `per_thread` frames of each thread of the

@@ -37,13 +37,15 @@ use pyo3::types::{PyBytes, PyDict};
 use crate::ffi;
 use crate::util::lock;
 
-/// The pairs CPython 3.12's `_PyCode_Quicken` fuses: first, second, fused.
-const PAIR_NAMES: [(&str, &str, &str); 5] = [
-    ("LOAD_CONST", "LOAD_FAST", "LOAD_CONST__LOAD_FAST"),
-    ("LOAD_FAST", "LOAD_CONST", "LOAD_FAST__LOAD_CONST"),
-    ("LOAD_FAST", "LOAD_FAST", "LOAD_FAST__LOAD_FAST"),
-    ("STORE_FAST", "LOAD_FAST", "STORE_FAST__LOAD_FAST"),
-    ("STORE_FAST", "STORE_FAST", "STORE_FAST__STORE_FAST"),
+/// The pairs CPython 3.12's `_PyCode_Quicken` fuses. The fused opcodes
+/// are read off a function the interpreter quickened itself (only `dis`
+/// numbers them, and importing it costs 3 ms).
+const PAIR_NAMES: [(&str, &str); 5] = [
+    ("LOAD_CONST", "LOAD_FAST"),
+    ("LOAD_FAST", "LOAD_CONST"),
+    ("LOAD_FAST", "LOAD_FAST"),
+    ("STORE_FAST", "LOAD_FAST"),
+    ("STORE_FAST", "STORE_FAST"),
 ];
 
 /// A function whose bytecode holds each of the five pairs, to check the
@@ -54,9 +56,10 @@ const PROBE: &std::ffi::CStr =
 /// How many frames of each thread's stack a pass looks at, from the top.
 const FRAMES_PER_THREAD: usize = 64;
 
-/// The first wait between passes, and the longest: the wait doubles while
-/// passes find nothing to fuse.
-const FIRST_WAIT: Duration = Duration::from_millis(10);
+/// The first wait between passes, and the longest: the wait doubles after
+/// each pass. Each pass makes the program's threads hand over the GIL; a
+/// pass every 10 ms cost a 0.5 s test suite more than fusing gained.
+const FIRST_WAIT: Duration = Duration::from_millis(20);
 const LONGEST_WAIT: Duration = Duration::from_millis(640);
 
 /// The opcodes involved, read from the running interpreter.
@@ -83,38 +86,52 @@ pub(crate) struct Pass {
 }
 
 impl OpcodeTable {
-    /// The table of the running interpreter, or `None` if it lacks any name.
-    fn from_interpreter(py: Python<'_>) -> PyResult<Option<OpcodeTable>> {
-        let opmap = py.import("dis")?.getattr("_all_opmap")?;
+    /// The table of the running interpreter: base opcodes and cache sizes
+    /// from `opcode`, fused opcodes from `probe_base`/`probe_live` (the
+    /// `co_code` and live bytecode of a function that never ran). `None` if
+    /// something is missing.
+    fn from_interpreter(
+        py: Python<'_>,
+        probe_base: &[u8],
+        probe_live: &[u8],
+    ) -> PyResult<Option<OpcodeTable>> {
+        let opcode = py.import("opcode")?;
+        let opmap = opcode.getattr("opmap")?.cast_into::<PyDict>()?;
         let number = |name: &str| -> PyResult<Option<u8>> {
-            match opmap.get_item(name) {
-                Ok(value) => Ok(value.extract::<u8>().ok()),
-                Err(_) => Ok(None),
-            }
+            Ok(match opmap.get_item(name)? {
+                Some(value) => value.extract::<u8>().ok(),
+                None => None,
+            })
         };
-        let mut pairs = Vec::new();
-        for (first, second, fused) in PAIR_NAMES {
-            match (number(first)?, number(second)?, number(fused)?) {
-                (Some(a), Some(b), Some(f)) => pairs.push((a, b, f)),
-                _ => return Ok(None),
-            }
-        }
-        let entries: Vec<u8> = py
-            .import("opcode")?
-            .getattr("_inline_cache_entries")?
-            .extract()?;
+        let entries: Vec<u8> = opcode.getattr("_inline_cache_entries")?.extract()?;
         let Ok(caches) = <[u8; 256]>::try_from(entries) else {
             return Ok(None);
         };
         let mut min_instrumented = None;
-        for (name, value) in opmap.cast::<PyDict>()?.iter() {
+        for (name, value) in opmap.iter() {
             if name.extract::<&str>()?.starts_with("INSTRUMENTED_") {
                 if let Ok(value) = value.extract::<u8>() {
                     min_instrumented = Some(min_instrumented.map_or(value, |m: u8| m.min(value)));
                 }
             }
         }
-        Ok(min_instrumented.map(|min_instrumented| OpcodeTable {
+        let Some(min_instrumented) = min_instrumented else {
+            return Ok(None);
+        };
+        let mut pairs = Vec::new();
+        for (first, second) in PAIR_NAMES {
+            let (Some(first), Some(second)) = (number(first)?, number(second)?) else {
+                return Ok(None);
+            };
+            let fused = first_pair(probe_base, &caches, first, second)
+                .and_then(|at| probe_live.get(at).copied())
+                .filter(|&fused| fused != first && fused < min_instrumented);
+            let Some(fused) = fused else {
+                return Ok(None);
+            };
+            pairs.push((first, second, fused));
+        }
+        Ok(Some(OpcodeTable {
             pairs,
             caches,
             min_instrumented,
@@ -203,6 +220,23 @@ impl OpcodeTable {
     }
 }
 
+/// The byte offset of the first instruction `first` directly followed by
+/// an instruction `second` in `base` (base opcodes).
+fn first_pair(base: &[u8], caches: &[u8; 256], first: u8, second: u8) -> Option<usize> {
+    let mut previous: Option<u8> = None;
+    let mut unit = 0;
+    while 2 * unit < base.len() {
+        let opcode = base[2 * unit];
+        if previous == Some(first) && opcode == second {
+            return Some(2 * (unit - 1));
+        }
+        let skip = usize::from(caches[usize::from(opcode)]);
+        previous = (skip == 0).then_some(opcode);
+        unit += 1 + skip;
+    }
+    None
+}
+
 /// Re-fusing for one session.
 #[derive(Debug)]
 pub(crate) struct Fusion {
@@ -223,13 +257,14 @@ impl Fusion {
         if py.version_info() < (3, 12) || py.version_info() >= (3, 13) {
             return None;
         }
-        let table = OpcodeTable::from_interpreter(py).ok()??;
         let globals = PyDict::new(py);
         py.run(PROBE, Some(&globals), None).ok()?;
         let code = globals.get_item("probe").ok()??.getattr("__code__").ok()?;
         let base = code.getattr("co_code").ok()?;
         let base = base.cast::<PyBytes>().ok()?.as_bytes();
-        let matches = ffi::with_adaptive_code(&code, |live| table.matches_fresh_code(base, live))?;
+        let live = ffi::with_adaptive_code(&code, |live| live.to_vec())?;
+        let table = OpcodeTable::from_interpreter(py, base, &live).ok()??;
+        let matches = table.matches_fresh_code(base, &live);
         matches.then(|| Fusion {
             table,
             done: Mutex::new(HashMap::new()),
@@ -237,14 +272,12 @@ impl Fusion {
         })
     }
 
-    /// Fuses what it can in the code running on every thread; returns
-    /// whether it fused anything. `skip` says which code objects to leave
-    /// alone.
-    pub(crate) fn fuse_running_code(&self, py: Python<'_>, skip: impl Fn(usize) -> bool) -> bool {
+    /// Fuses what it can in the code running on every thread. `skip` says
+    /// which code objects to leave alone.
+    pub(crate) fn fuse_running_code(&self, py: Python<'_>, skip: impl Fn(usize) -> bool) {
         if self.given_up.load(Ordering::Relaxed) {
-            return false;
+            return;
         }
-        let mut fused = false;
         for code in ffi::running_code_objects(py, FRAMES_PER_THREAD) {
             let address = code.as_ptr() as usize;
             if skip(address) {
@@ -269,7 +302,6 @@ impl Fusion {
             let base = base.as_bytes();
             match ffi::with_adaptive_code(&code, |live| self.table.fuse(base, live)) {
                 Some(Some(pass)) => {
-                    fused |= pass.fused > 0;
                     let mut done = lock(&self.done);
                     if pass.blocked == 0 {
                         done.insert(address, pass.sentinel);
@@ -279,12 +311,11 @@ impl Fusion {
                 }
                 Some(None) => {
                     self.given_up.store(true, Ordering::Relaxed);
-                    return fused;
+                    return;
                 }
                 None => {}
             }
         }
-        fused
     }
 }
 
@@ -367,14 +398,12 @@ impl FusionTimer {
             .spawn(move || {
                 let mut wait = FIRST_WAIT;
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(wait) {
-                    let fused = Python::try_attach(|py| {
-                        !thread_stopping.load(Ordering::Acquire) && ffi::fuse_for_active_session(py)
+                    Python::try_attach(|py| {
+                        if !thread_stopping.load(Ordering::Acquire) {
+                            ffi::fuse_for_active_session(py);
+                        }
                     });
-                    wait = if fused == Some(true) {
-                        FIRST_WAIT
-                    } else {
-                        (wait * 2).min(LONGEST_WAIT)
-                    };
+                    wait = (wait * 2).min(LONGEST_WAIT);
                 }
             })?;
         Ok(FusionTimer {
@@ -471,6 +500,16 @@ mod tests {
             (2, 0, Some((0, 154)))
         );
         assert_eq!(live, code(&[(154, 0), (88, 1), (86, 2), (LC, 3)]));
+    }
+
+    #[test]
+    fn finds_the_first_pair_of_a_kind() {
+        let caches = table().caches;
+        // The cache entry after BIN looks like LOAD_FAST: not an instruction.
+        let base = code(&[(LF, 0), (BIN, 0), (LF, 0), (LF, 1), (LF, 2)]);
+        assert_eq!(first_pair(&base, &caches, LF, LF), Some(6));
+        assert_eq!(first_pair(&base, &caches, BIN, LF), None);
+        assert_eq!(first_pair(&base, &caches, SF, LF), None);
     }
 
     #[test]

@@ -63,6 +63,8 @@ pub(crate) struct Session {
     by_object: Mutex<HashMap<usize, KeptDecision>>,
     /// Decisions by filename text.
     by_name: Mutex<HashMap<String, Option<FileId>>>,
+    /// Real paths of the directories files were found in.
+    real_dirs: Mutex<HashMap<PathBuf, Option<PathBuf>>>,
     /// `<module>` code objects seen per measured file.
     module_code: Mutex<HashMap<FileId, Vec<Py<PyAny>>>>,
     /// Code objects with local events (to clear them when stopping).
@@ -92,6 +94,7 @@ impl Session {
             monitoring: None,
             by_object: Mutex::new(HashMap::new()),
             by_name: Mutex::new(HashMap::new()),
+            real_dirs: Mutex::new(HashMap::new()),
             module_code: Mutex::new(HashMap::new()),
             instrumented: Mutex::new(Vec::new()),
             instruction_lines: Mutex::new(HashMap::new()),
@@ -110,12 +113,12 @@ impl Session {
     }
 
     /// One fusing pass over the code on the threads' stacks (see
-    /// `fusion`); whether it fused anything. Code measured through
+    /// `fusion`). Code measured through
     /// `INSTRUCTION` events is left alone: every instruction of it may
     /// still be instrumented.
-    pub(crate) fn fuse_running_code(&self, py: Python<'_>) -> bool {
+    pub(crate) fn fuse_running_code(&self, py: Python<'_>) {
         let Some(fusion) = &self.fusion else {
-            return false;
+            return;
         };
         fusion.fuse_running_code(py, |code| lock(&self.instruction_lines).contains_key(&code))
     }
@@ -355,6 +358,46 @@ impl Session {
         file
     }
 
+    /// `realpath` of a file and its metadata. A file that is not a symlink
+    /// itself lies in its directory's real path, which is resolved once per
+    /// directory: one `lstat` per file instead of a `readlink` per path
+    /// component (thousands of calls for a pytest run's imports).
+    fn real_file(&self, path: &Path) -> Option<(PathBuf, std::fs::Metadata)> {
+        let metadata = std::fs::symlink_metadata(path).ok()?;
+        let (Some(dir), Some(name), false) = (
+            path.parent(),
+            path.file_name(),
+            metadata.file_type().is_symlink(),
+        ) else {
+            let real = std::fs::canonicalize(path).ok()?;
+            let metadata = std::fs::metadata(&real).ok()?;
+            return Some((real, metadata));
+        };
+        Some((self.real_dir(dir)?.join(name), metadata))
+    }
+
+    /// `realpath` of a directory, from its parent's when it is not a
+    /// symlink itself; remembered.
+    fn real_dir(&self, dir: &Path) -> Option<PathBuf> {
+        if let Some(known) = lock(&self.real_dirs).get(dir) {
+            return known.clone();
+        }
+        let real = match (
+            dir.parent(),
+            dir.file_name(),
+            std::fs::symlink_metadata(dir),
+        ) {
+            (Some(parent), Some(name), Ok(metadata))
+                if metadata.is_dir() && !metadata.file_type().is_symlink() =>
+            {
+                self.real_dir(parent).map(|parent| parent.join(name))
+            }
+            _ => std::fs::canonicalize(dir).ok(),
+        };
+        lock(&self.real_dirs).insert(dir.to_path_buf(), real.clone());
+        real
+    }
+
     fn decide_new_filename(
         &self,
         py: Python<'_>,
@@ -374,8 +417,7 @@ impl Session {
                 .unwrap_or_else(|_| self.cwd.clone())
                 .join(path)
         };
-        let canonical = std::fs::canonicalize(joined).ok()?;
-        let metadata = std::fs::metadata(&canonical).ok()?;
+        let (canonical, metadata) = self.real_file(&joined)?;
         if !metadata.is_file() {
             return None;
         }
