@@ -9,30 +9,25 @@ import textwrap
 
 from pycov_testing import file_lines, write
 
+# Two functions of this shape, g and h, on lines of their own: a tool
+# started on h must not re-arm g's lines.
+FUNCTION = """
+def {name}(a, late):
+    b, c = a, a
+    if late:
+        x = b
+        y = x
+        return y + c
+    return b + c
+
+"""
+
 PROGRAM = """
 import dis, sys, threading, time
 
 FUSING = sys.version_info[:2] == (3, 12)
 
-
-def g(a, late):
-    b, c = a, a
-    if late:
-        x = b
-        y = x
-        return y + c
-    return b + c
-
-
-def h(a, late):
-    b, c = a, a
-    if late:
-        x = b
-        y = x
-        return y + c
-    return b + c
-
-
+""" + FUNCTION.format(name="g") + FUNCTION.format(name="h") + """
 def fused(code):
     return [i.opname for i in dis.get_instructions(code, adaptive=True) if "__" in i.opname]
 

@@ -57,12 +57,7 @@ pub(crate) fn collect(
         producer: format!("pycov {}", env!("CARGO_PKG_VERSION")),
         python: python_description(py),
     });
-    let measured_names: HashSet<std::ffi::OsString> = session
-        .recorder()
-        .files()
-        .filter_map(|(_, file)| Path::new(file.path()).file_name().map(ToOwned::to_owned))
-        .collect();
-    let trusted = trusted_module_files(py, main_script, &measured_names);
+    let trusted = trusted_module_files(py, session, main_script);
     let cache = AnalysisCache::open(py, exclude);
     let cache = cache.as_ref();
     let debug_analysis = crate::util::debugging("analysis");
@@ -249,16 +244,14 @@ fn python_description(py: Python<'_>) -> String {
 
 /// Files of modules loaded by the standard source loader, whose code
 /// objects are a plain compile of the file, plus the main script (compiled
-/// by pycov from the file). Only files named like a measured one are
-/// resolved (`realpath` costs a system call per path component, for
-/// hundreds of modules).
+/// by pycov from the file).
 fn trusted_module_files(
     py: Python<'_>,
+    session: &Session,
     main_script: Option<&Path>,
-    measured_names: &HashSet<std::ffi::OsString>,
 ) -> HashSet<PathBuf> {
     let mut trusted = HashSet::new();
-    if let Some(script) = main_script.and_then(|s| std::fs::canonicalize(s).ok()) {
+    if let Some(script) = main_script.and_then(|s| session.real_path(s)) {
         trusted.insert(script);
     }
     let result: PyResult<()> = (|| {
@@ -284,14 +277,8 @@ fn trusted_module_files(
                 continue;
             }
             if let Ok(origin) = origin.extract::<PathBuf>() {
-                if !origin
-                    .file_name()
-                    .is_some_and(|name| measured_names.contains(name))
-                {
-                    continue;
-                }
-                if let Ok(canonical) = std::fs::canonicalize(origin) {
-                    trusted.insert(canonical);
+                if let Some(real) = session.real_path(&origin) {
+                    trusted.insert(real);
                 }
             }
         }
@@ -413,7 +400,7 @@ fn unexecuted_source_files(
     let mut files = Vec::new();
     for root in roots {
         for file in find_python_files(&root, false) {
-            let Ok(canonical) = std::fs::canonicalize(&file) else {
+            let Some(canonical) = session.real_path(&file) else {
                 continue;
             };
             let omitted = canonical

@@ -158,34 +158,24 @@ impl OpcodeTable {
         let mut writes = Vec::new();
         let mut blocked = 0;
         let mut sentinel = None;
-        let mut previous: Option<usize> = None;
-        let mut unit = 0;
-        while 2 * unit < base.len() {
-            let at = 2 * unit;
-            let opcode = base[at];
-            if let Some(first) = previous {
-                let first_at = 2 * first;
-                if let Some(fused) = self.fused(base[first_at], opcode) {
-                    if live[first_at + 1] != base[first_at + 1] || live[at + 1] != base[at + 1] {
-                        return None;
-                    }
-                    let (first_live, second_live) = (live[first_at], live[at]);
-                    if first_live >= self.min_instrumented || second_live >= self.min_instrumented {
-                        blocked += 1;
-                    } else if first_live == base[first_at] {
-                        writes.push((first_at, fused));
-                        sentinel = sentinel.or(Some((first_at, fused)));
-                    } else if first_live == fused {
-                        sentinel = sentinel.or(Some((first_at, fused)));
-                    } else {
-                        return None;
-                    }
-                }
+        for (first_at, at) in adjacent_instructions(base, &self.caches) {
+            let Some(fused) = self.fused(base[first_at], base[at]) else {
+                continue;
+            };
+            if live[first_at + 1] != base[first_at + 1] || live[at + 1] != base[at + 1] {
+                return None;
             }
-            let caches = usize::from(self.caches[usize::from(opcode)]);
-            // An instruction with caches never starts a pair.
-            previous = (caches == 0).then_some(unit);
-            unit += 1 + caches;
+            let (first_live, second_live) = (live[first_at], live[at]);
+            if first_live >= self.min_instrumented || second_live >= self.min_instrumented {
+                blocked += 1;
+            } else if first_live == base[first_at] {
+                writes.push((first_at, fused));
+                sentinel = sentinel.or(Some((first_at, fused)));
+            } else if first_live == fused {
+                sentinel = sentinel.or(Some((first_at, fused)));
+            } else {
+                return None;
+            }
         }
         for &(at, fused) in &writes {
             live[at] = fused;
@@ -198,43 +188,47 @@ impl OpcodeTable {
     }
 
     /// Whether `live`, the bytecode of a code object that never ran, is
-    /// what fusing `base` gives, with all five kinds of pair in it.
+    /// what fusing `base` gives.
     fn matches_fresh_code(&self, base: &[u8], live: &[u8]) -> bool {
         let mut expected = base.to_vec();
-        if self.fuse(base, &mut expected).is_none() {
-            return false;
-        }
-        let all_kinds = self
-            .pairs
-            .iter()
-            .all(|&(_, _, fused)| expected.chunks(2).any(|unit| unit[0] == fused));
-        let mut unit = 0;
-        while 2 * unit < base.len() {
-            let at = 2 * unit;
-            if live.get(at..at + 2) != expected.get(at..at + 2) {
-                return false;
-            }
-            unit += 1 + usize::from(self.caches[usize::from(base[at])]);
-        }
-        all_kinds
+        self.fuse(base, &mut expected).is_some()
+            && instruction_offsets(base, &self.caches)
+                .all(|at| live.get(at..at + 2) == expected.get(at..at + 2))
     }
+}
+
+/// The byte offsets of the instructions in `base` (base opcodes), past
+/// their inline cache entries.
+fn instruction_offsets<'a>(
+    base: &'a [u8],
+    caches: &'a [u8; 256],
+) -> impl Iterator<Item = usize> + 'a {
+    let mut next = 0;
+    std::iter::from_fn(move || {
+        let at = next;
+        let opcode = *base.get(at)?;
+        next += 2 * (1 + usize::from(caches[usize::from(opcode)]));
+        Some(at)
+    })
+}
+
+/// Pairs of adjacent instructions in `base` (byte offsets), the first
+/// without cache entries: where `_PyCode_Quicken` looks for pairs to fuse.
+fn adjacent_instructions<'a>(
+    base: &'a [u8],
+    caches: &'a [u8; 256],
+) -> impl Iterator<Item = (usize, usize)> + 'a {
+    instruction_offsets(base, caches)
+        .zip(instruction_offsets(base, caches).skip(1))
+        .filter(|&(first, second)| second == first + 2)
 }
 
 /// The byte offset of the first instruction `first` directly followed by
 /// an instruction `second` in `base` (base opcodes).
 fn first_pair(base: &[u8], caches: &[u8; 256], first: u8, second: u8) -> Option<usize> {
-    let mut previous: Option<u8> = None;
-    let mut unit = 0;
-    while 2 * unit < base.len() {
-        let opcode = base[2 * unit];
-        if previous == Some(first) && opcode == second {
-            return Some(2 * (unit - 1));
-        }
-        let skip = usize::from(caches[usize::from(opcode)]);
-        previous = (skip == 0).then_some(opcode);
-        unit += 1 + skip;
-    }
-    None
+    adjacent_instructions(base, caches)
+        .find(|&(a, b)| base[a] == first && base[b] == second)
+        .map(|(a, _)| a)
 }
 
 /// Re-fusing for one session.

@@ -376,6 +376,13 @@ impl Session {
         Some((self.real_dir(dir)?.join(name), metadata))
     }
 
+    /// `realpath` of a file (relative to the current directory), resolved
+    /// as measured files are.
+    pub(crate) fn real_path(&self, path: &Path) -> Option<PathBuf> {
+        let absolute = std::path::absolute(path).ok()?;
+        self.real_file(&absolute).map(|(real, _)| real)
+    }
+
     /// `realpath` of a directory, from its parent's when it is not a
     /// symlink itself; remembered.
     fn real_dir(&self, dir: &Path) -> Option<PathBuf> {
