@@ -388,6 +388,15 @@ impl AtomicLineSet {
         }
     }
 
+    /// Whether `line` is set.
+    #[inline]
+    pub fn contains(&self, line: LineNo) -> bool {
+        let (word, mask) = word_and_mask(line);
+        self.words
+            .get(word)
+            .is_some_and(|slot| slot.load(Ordering::Relaxed) & mask != 0)
+    }
+
     /// The lines set so far.
     pub fn snapshot(&self) -> LineSet {
         let words = self

@@ -54,6 +54,15 @@ impl RecordedFile {
         }
     }
 
+    /// Whether `line` was recorded.
+    pub fn contains(&self, line: LineNo) -> bool {
+        self.lines.contains(line)
+            || self
+                .overflow
+                .lock()
+                .is_ok_and(|overflow| overflow.contains(&line))
+    }
+
     /// Every line recorded so far.
     pub fn executed(&self) -> LineSet {
         let mut set = self.lines.snapshot();

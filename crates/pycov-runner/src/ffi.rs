@@ -1,6 +1,6 @@
 //! Every raw CPython call of the runner: the native `sys.monitoring`
 //! callbacks, the C-level trace function for 3.11, the per-code-object cache
-//! in `co_extra`, the bytecode access of 3.12's superinstruction fusing, and
+//! in `co_extra`, the bytecode and `sys.monitoring` data that `tidy` rewrites, and
 //! printing exceptions the way the interpreter does.
 //!
 //! The callbacks are plain `extern "C"` functions: a `LINE` event costs one
@@ -388,10 +388,10 @@ unsafe extern "C" fn trace_function(
     0
 }
 
-/// A fusing pass (see `fusion`) for the active session, if any.
-pub(crate) fn fuse_for_active_session(py: Python<'_>) {
+/// A tidying pass (see `tidy`) for the active session, if any.
+pub(crate) fn tidy_for_active_session(py: Python<'_>) {
     if let Some(session) = active_session() {
-        session.fuse_running_code(py);
+        session.tidy_running_code(py);
     }
 }
 
@@ -454,9 +454,9 @@ pub(crate) fn with_adaptive_code<R>(
     // held. A code object is a variable-size object whose items, the code
     // units, start at the type's basic size (`PyCode_Type` declares
     // `offsetof(PyCodeObject, co_code_adaptive)` and `sizeof(_Py_CODEUNIT)`);
-    // `Fusion::for_interpreter` checks this against a function the
-    // interpreter quickened itself before anything is written. With the GIL
-    // held and `f` running no Python code, nothing else touches the bytes.
+    // `OpcodeTable::for_interpreter` and `LineTidy::for_interpreter` check
+    // this on probe functions before anything is written. With the GIL held
+    // and `f` running no Python code, nothing else touches the bytes.
     unsafe {
         let code_type = ffi::Py_TYPE(object);
         if (*code_type).tp_itemsize != 2 {
@@ -467,6 +467,86 @@ pub(crate) fn with_adaptive_code<R>(
         let bytes = std::slice::from_raw_parts_mut(object.cast::<u8>().add(offset), units * 2);
         Some(f(bytes))
     }
+}
+
+/// `PY_MONITORING_EVENT_LINE`: the index of `LINE` among the events.
+pub(crate) const LINE_EVENT_INDEX: usize = 5;
+
+/// The `LINE` instrumentation of one code object, as CPython 3.12/3.13 keep
+/// it (see `tidy`).
+pub(crate) struct LineInstrumentation<'a> {
+    /// The adaptive bytecode (see [`with_adaptive_code`]).
+    pub live: &'a mut [u8],
+    /// Per code unit: the opcode `INSTRUMENTED_LINE` stands for there (0
+    /// where no line starts), and a line delta.
+    pub lines: &'a mut [[u8; 2]],
+    /// Per code unit: the tools its line start reports to, when more than
+    /// one tool uses `LINE` events on this code.
+    pub line_tools: Option<&'a mut [u8]>,
+    /// The tools with `LINE` events set on this code object itself.
+    pub local_line_tools: u8,
+    /// The tools with `LINE` events in effect on it.
+    pub active_line_tools: u8,
+    /// The code unit where tracing starts (`_co_firsttraceable`).
+    pub first_traceable: usize,
+}
+
+/// Runs `f` on the `LINE` instrumentation of `code`; `None` if it has none.
+/// Python 3.12 and 3.13 only: `_co_monitoring` and `_co_firsttraceable`
+/// are the fields just before `co_extra`, which comes last before the code
+/// units. `_co_monitoring` points to a `_PyCoMonitoringData`
+/// (`Include/cpython/code.h`): the local and the active tool set of each
+/// local event (`local_events` of them: 15 on 3.12, 10 on 3.13), then the
+/// pointers `tools`, `lines` (two bytes per code unit: the opcode that
+/// `INSTRUMENTED_LINE` stands for, 0 where no line starts, and a line delta)
+/// and `line_tools` (one byte per code unit; null while one tool uses
+/// `LINE` events). `tidy` checks all of this on a probe before it writes
+/// anything.
+///
+/// `f` must not run Python code (see [`with_adaptive_code`]).
+pub(crate) fn with_line_instrumentation<R>(
+    code: &Bound<'_, PyAny>,
+    local_events: usize,
+    f: impl FnOnce(LineInstrumentation<'_>) -> R,
+) -> Option<R> {
+    if local_events <= LINE_EVENT_INDEX {
+        return None;
+    }
+    with_adaptive_code(code, |live| {
+        let object = code.as_ptr().cast::<u8>();
+        let pointers = (2 * local_events).next_multiple_of(std::mem::align_of::<*mut u8>());
+        // SAFETY: `with_adaptive_code` checked that `object` is a code object
+        // whose code units start at the type's basic size; on 3.12/3.13 the
+        // three pointer-sized fields before them are `_co_monitoring`,
+        // `_co_firsttraceable` (an int, padded) and `co_extra`. The
+        // monitoring data, when present, is laid out as described above, its
+        // arrays allocated with one entry per code unit. The GIL is held and
+        // `f` runs no Python code, so nothing else changes them meanwhile.
+        unsafe {
+            let basic_size = usize::try_from((*ffi::Py_TYPE(code.as_ptr())).tp_basicsize).ok()?;
+            let units = live.len() / 2;
+            let monitoring = object.add(basic_size - 24).cast::<*mut u8>().read();
+            let first_traceable = object.add(basic_size - 16).cast::<c_int>().read();
+            if monitoring.is_null() {
+                return None;
+            }
+            let lines = monitoring.add(pointers + 8).cast::<*mut [u8; 2]>().read();
+            let line_tools = monitoring.add(pointers + 16).cast::<*mut u8>().read();
+            if lines.is_null() {
+                return None;
+            }
+            Some(f(LineInstrumentation {
+                live,
+                lines: std::slice::from_raw_parts_mut(lines, units),
+                line_tools: (!line_tools.is_null())
+                    .then(|| std::slice::from_raw_parts_mut(line_tools, units)),
+                local_line_tools: monitoring.add(LINE_EVENT_INDEX).read(),
+                active_line_tools: monitoring.add(local_events + LINE_EVENT_INDEX).read(),
+                first_traceable: usize::try_from(first_traceable).ok()?,
+            }))
+        }
+    })
+    .flatten()
 }
 
 /// The frame of the Python code currently running, if any.

@@ -1,5 +1,5 @@
 //! Python 3.12 only: puts back the superinstructions that instrumentation
-//! takes out of running code.
+//! takes out of running code (one of the passes of `tidy`).
 //!
 //! CPython 3.12 fuses some adjacent instruction pairs (`LOAD_FAST` +
 //! `LOAD_CONST` into `LOAD_FAST__LOAD_CONST`, and four more) when it creates a
@@ -12,30 +12,16 @@
 //! tool, and back to plain speed once the pairs are fused again).
 //!
 //! An instruction whose events are all disabled is plain again, so a pair of
-//! two plain instructions can be fused again. A thread of ours takes the GIL
-//! every so often, so every Python thread stands between two instructions, and
-//! fuses those pairs in the code objects on the threads' stacks, where the
-//! time goes. (A pending call would run in the main thread, but CPython 3.12
-//! runs one queued from another thread only when something else interrupts
-//! the main thread: python/cpython#95820.) A pair with an instrumented half (a
-//! line that has not run yet) waits for a later pass.
-//! CPython splits superinstructions again itself whenever it instruments a code
-//! object anew (another tool, `restart_events`), as it does for the ones it
-//! creates.
+//! two plain instructions can be fused again. A pair with an instrumented half
+//! (a line that has not run yet) waits for a later pass. CPython splits
+//! superinstructions again itself whenever it instruments a code object anew
+//! (another tool, `restart_events`), as it does for the ones it creates.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::Duration;
-
-use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
 use crate::ffi;
-use crate::util::lock;
+use crate::opcodes::{instruction_offsets, Opcodes};
 
 /// The pairs CPython 3.12's `_PyCode_Quicken` fuses. The fused opcodes
 /// are read off a function the interpreter quickened itself (only `dis`
@@ -52,15 +38,6 @@ const PAIR_NAMES: [(&str, &str); 5] = [
 /// tables and the memory layout against what the interpreter itself fused.
 const PROBE: &std::ffi::CStr =
     c"def probe(a, b):\n    x, y = a, b\n    z = x + 1\n    return 2 + z + y\n";
-
-/// How many frames of each thread's stack a pass looks at, from the top.
-const FRAMES_PER_THREAD: usize = 64;
-
-/// The first wait between passes, and the longest: the wait doubles after
-/// each pass. Each pass makes the program's threads hand over the GIL; a
-/// pass every 10 ms cost a 0.5 s test suite more than fusing gained.
-const FIRST_WAIT: Duration = Duration::from_millis(20);
-const LONGEST_WAIT: Duration = Duration::from_millis(640);
 
 /// The opcodes involved, read from the running interpreter.
 #[derive(Debug, Clone)]
@@ -86,56 +63,43 @@ pub(crate) struct Pass {
 }
 
 impl OpcodeTable {
-    /// The table of the running interpreter: base opcodes and cache sizes
-    /// from `opcode`, fused opcodes from `probe_base`/`probe_live` (the
-    /// `co_code` and live bytecode of a function that never ran). `None` if
-    /// something is missing.
+    /// The table of the running interpreter, with fused opcodes from
+    /// `probe_base`/`probe_live` (the `co_code` and live bytecode of a
+    /// function that never ran). `None` if something is missing.
     fn from_interpreter(
-        py: Python<'_>,
+        opcodes: &Opcodes,
         probe_base: &[u8],
         probe_live: &[u8],
-    ) -> PyResult<Option<OpcodeTable>> {
-        let opcode = py.import("opcode")?;
-        let opmap = opcode.getattr("opmap")?.cast_into::<PyDict>()?;
-        let number = |name: &str| -> PyResult<Option<u8>> {
-            Ok(match opmap.get_item(name)? {
-                Some(value) => value.extract::<u8>().ok(),
-                None => None,
-            })
-        };
-        let entries: Vec<u8> = opcode.getattr("_inline_cache_entries")?.extract()?;
-        let Ok(caches) = <[u8; 256]>::try_from(entries) else {
-            return Ok(None);
-        };
-        let mut min_instrumented = None;
-        for (name, value) in opmap.iter() {
-            if name.extract::<&str>()?.starts_with("INSTRUMENTED_") {
-                if let Ok(value) = value.extract::<u8>() {
-                    min_instrumented = Some(min_instrumented.map_or(value, |m: u8| m.min(value)));
-                }
-            }
-        }
-        let Some(min_instrumented) = min_instrumented else {
-            return Ok(None);
-        };
+    ) -> Option<OpcodeTable> {
         let mut pairs = Vec::new();
         for (first, second) in PAIR_NAMES {
-            let (Some(first), Some(second)) = (number(first)?, number(second)?) else {
-                return Ok(None);
-            };
-            let fused = first_pair(probe_base, &caches, first, second)
+            let (first, second) = (opcodes.number(first)?, opcodes.number(second)?);
+            let fused = first_pair(probe_base, &opcodes.caches, first, second)
                 .and_then(|at| probe_live.get(at).copied())
-                .filter(|&fused| fused != first && fused < min_instrumented);
-            let Some(fused) = fused else {
-                return Ok(None);
-            };
+                .filter(|&fused| fused != first && fused < opcodes.min_instrumented)?;
             pairs.push((first, second, fused));
         }
-        Ok(Some(OpcodeTable {
+        Some(OpcodeTable {
             pairs,
-            caches,
-            min_instrumented,
-        }))
+            caches: opcodes.caches,
+            min_instrumented: opcodes.min_instrumented,
+        })
+    }
+
+    /// The table for this interpreter: only CPython 3.12, and only when its
+    /// own superinstructions look exactly as we would make them.
+    pub(crate) fn for_interpreter(py: Python<'_>, opcodes: &Opcodes) -> Option<OpcodeTable> {
+        if py.version_info() < (3, 12) || py.version_info() >= (3, 13) {
+            return None;
+        }
+        let globals = PyDict::new(py);
+        py.run(PROBE, Some(&globals), None).ok()?;
+        let code = globals.get_item("probe").ok()??.getattr("__code__").ok()?;
+        let base = code.getattr("co_code").ok()?;
+        let base = base.cast::<PyBytes>().ok()?.as_bytes();
+        let live = ffi::with_adaptive_code(&code, |live| live.to_vec())?;
+        let table = OpcodeTable::from_interpreter(opcodes, base, &live)?;
+        table.matches_fresh_code(base, &live).then_some(table)
     }
 
     fn fused(&self, first: u8, second: u8) -> Option<u8> {
@@ -197,21 +161,6 @@ impl OpcodeTable {
     }
 }
 
-/// The byte offsets of the instructions in `base` (base opcodes), past
-/// their inline cache entries.
-fn instruction_offsets<'a>(
-    base: &'a [u8],
-    caches: &'a [u8; 256],
-) -> impl Iterator<Item = usize> + 'a {
-    let mut next = 0;
-    std::iter::from_fn(move || {
-        let at = next;
-        let opcode = *base.get(at)?;
-        next += 2 * (1 + usize::from(caches[usize::from(opcode)]));
-        Some(at)
-    })
-}
-
 /// Pairs of adjacent instructions in `base` (byte offsets), the first
 /// without cache entries: where `_PyCode_Quicken` looks for pairs to fuse.
 fn adjacent_instructions<'a>(
@@ -229,202 +178,6 @@ fn first_pair(base: &[u8], caches: &[u8; 256], first: u8, second: u8) -> Option<
     adjacent_instructions(base, caches)
         .find(|&(a, b)| base[a] == first && base[b] == second)
         .map(|(a, _)| a)
-}
-
-/// Re-fusing for one session.
-#[derive(Debug)]
-pub(crate) struct Fusion {
-    table: OpcodeTable,
-    /// Code objects (by address) with nothing left to fuse, with their
-    /// sentinel pair: a tool that instruments one again splits it, and a
-    /// new code object at the same address most likely lacks it.
-    done: Mutex<HashMap<usize, Option<(usize, u8)>>>,
-    /// Set when a code object did not look as expected: then nothing more is
-    /// touched.
-    given_up: AtomicBool,
-}
-
-impl Fusion {
-    /// Re-fusing for this interpreter: only CPython 3.12, and only when its
-    /// own superinstructions look exactly as we would make them.
-    pub(crate) fn for_interpreter(py: Python<'_>) -> Option<Fusion> {
-        if py.version_info() < (3, 12) || py.version_info() >= (3, 13) {
-            return None;
-        }
-        let globals = PyDict::new(py);
-        py.run(PROBE, Some(&globals), None).ok()?;
-        let code = globals.get_item("probe").ok()??.getattr("__code__").ok()?;
-        let base = code.getattr("co_code").ok()?;
-        let base = base.cast::<PyBytes>().ok()?.as_bytes();
-        let live = ffi::with_adaptive_code(&code, |live| live.to_vec())?;
-        let table = OpcodeTable::from_interpreter(py, base, &live).ok()??;
-        let matches = table.matches_fresh_code(base, &live);
-        matches.then(|| Fusion {
-            table,
-            done: Mutex::new(HashMap::new()),
-            given_up: AtomicBool::new(false),
-        })
-    }
-
-    /// Fuses what it can in the code running on every thread. `skip` says
-    /// which code objects to leave alone.
-    pub(crate) fn fuse_running_code(&self, py: Python<'_>, skip: impl Fn(usize) -> bool) {
-        if self.given_up.load(Ordering::Relaxed) {
-            return;
-        }
-        for code in ffi::running_code_objects(py, FRAMES_PER_THREAD) {
-            let address = code.as_ptr() as usize;
-            if skip(address) {
-                continue;
-            }
-            let done = lock(&self.done).get(&address).copied();
-            if let Some(sentinel) = done {
-                let intact = sentinel.is_none_or(|(at, opcode)| {
-                    ffi::with_adaptive_code(&code, |live| live.get(at) == Some(&opcode))
-                        .unwrap_or(true)
-                });
-                if intact {
-                    continue;
-                }
-            }
-            let Ok(base) = code.getattr(intern!(py, "co_code")) else {
-                continue;
-            };
-            let Ok(base) = base.cast::<PyBytes>() else {
-                continue;
-            };
-            let base = base.as_bytes();
-            match ffi::with_adaptive_code(&code, |live| self.table.fuse(base, live)) {
-                Some(Some(pass)) => {
-                    let mut done = lock(&self.done);
-                    if pass.blocked == 0 {
-                        done.insert(address, pass.sentinel);
-                    } else {
-                        done.remove(&address);
-                    }
-                }
-                Some(None) => {
-                    self.given_up.store(true, Ordering::Relaxed);
-                    return;
-                }
-                None => {}
-            }
-        }
-    }
-}
-
-/// The thread that runs fusing passes while a session measures, if any, and
-/// whether a fork stopped it.
-static TIMER: Mutex<TimerState> = Mutex::new(TimerState {
-    timer: None,
-    paused_for_fork: false,
-});
-
-struct TimerState {
-    timer: Option<FusionTimer>,
-    paused_for_fork: bool,
-}
-
-/// Starts the thread that runs fusing passes (the program only runs slower
-/// if that fails).
-pub(crate) fn start_timer() {
-    let mut state = lock(&TIMER);
-    if state.timer.is_none() {
-        state.timer = FusionTimer::start().ok();
-    }
-}
-
-/// Stops that thread and waits for it.
-pub(crate) fn stop_timer(py: Python<'_>) {
-    let timer = lock(&TIMER).timer.take();
-    if let Some(mut timer) = timer {
-        // The thread may be waiting for the GIL.
-        py.detach(|| timer.stop());
-    }
-}
-
-/// Before `os.fork()`: stops the thread. Python 3.12 warns when a process
-/// with more than one thread forks (a `DeprecationWarning` the program
-/// would see), counting every thread of the process.
-pub(crate) fn pause_for_fork(py: Python<'_>) {
-    let timer = {
-        let mut state = lock(&TIMER);
-        let timer = state.timer.take();
-        // `|=`: the hooks may be registered twice (a nested run).
-        state.paused_for_fork |= timer.is_some();
-        timer
-    };
-    if let Some(mut timer) = timer {
-        py.detach(|| timer.stop());
-    }
-}
-
-/// After `os.fork()`, on either side: starts the thread again if the fork
-/// stopped it. The child gives up if the lock was copied held.
-pub(crate) fn resume_after_fork() {
-    if let Ok(mut state) = TIMER.try_lock() {
-        if std::mem::take(&mut state.paused_for_fork) {
-            state.timer = FusionTimer::start().ok();
-        }
-    }
-}
-
-/// The thread that runs fusing passes.
-#[derive(Debug)]
-struct FusionTimer {
-    /// Set before the thread is stopped: it then makes no more passes, even
-    /// if it holds the GIL already (the program might be in a fork hook
-    /// that holds other locks).
-    stopping: Arc<AtomicBool>,
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-    /// The process that started the thread: a fork's child has no such thread.
-    pid: u32,
-}
-
-impl FusionTimer {
-    fn start() -> std::io::Result<FusionTimer> {
-        let (stop, stopped) = mpsc::channel::<()>();
-        let stopping = Arc::new(AtomicBool::new(false));
-        let thread_stopping = Arc::clone(&stopping);
-        let thread = std::thread::Builder::new()
-            .name("pycov-fusion".to_owned())
-            .spawn(move || {
-                let mut wait = FIRST_WAIT;
-                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(wait) {
-                    Python::try_attach(|py| {
-                        if !thread_stopping.load(Ordering::Acquire) {
-                            ffi::fuse_for_active_session(py);
-                        }
-                    });
-                    wait = (wait * 2).min(LONGEST_WAIT);
-                }
-            })?;
-        Ok(FusionTimer {
-            stopping,
-            stop: Some(stop),
-            thread: Some(thread),
-            pid: std::process::id(),
-        })
-    }
-
-    /// Stops the thread and waits for it (in the process that started it).
-    /// Call it without the GIL: the thread may be waiting for it.
-    fn stop(&mut self) {
-        self.stopping.store(true, Ordering::Release);
-        let stop = self.stop.take();
-        let thread = self.thread.take();
-        if self.pid != std::process::id() {
-            // A fork's copy: the thread does not exist here.
-            std::mem::forget(stop);
-            std::mem::forget(thread);
-            return;
-        }
-        drop(stop);
-        if let Some(thread) = thread {
-            let _ = thread.join();
-        }
-    }
 }
 
 #[cfg(test)]

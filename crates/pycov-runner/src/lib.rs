@@ -20,8 +20,10 @@ mod cache;
 mod collect;
 mod ffi;
 mod fusion;
+mod opcodes;
 mod program;
 mod session;
+mod tidy;
 mod timing;
 mod tracer;
 mod util;
@@ -150,7 +152,7 @@ fn after_fork_in_child(py: Python<'_>) {
     // terminating pool holds would wait forever), so its data is saved at
     // `atexit` and `os._exit` only.
     restore_default_sigterm(py);
-    fusion::resume_after_fork();
+    tidy::resume_after_fork();
     // A SIGTERM that came while it was blocked takes effect now.
     unblock_sigterm(py);
 }
@@ -197,13 +199,13 @@ fn before_fork(py: Python<'_>) {
     if blocked().unwrap_or(false) {
         SIGTERM_BLOCKED_FOR_FORK.set(true);
     }
-    fusion::pause_for_fork(py);
+    tidy::pause_for_fork(py);
 }
 
 #[pyfunction]
 #[pyo3(name = "_pycov_after_fork_in_parent")]
 fn after_fork_in_parent(py: Python<'_>) {
-    fusion::resume_after_fork();
+    tidy::resume_after_fork_in_parent(py);
     unblock_sigterm(py);
 }
 

@@ -14,7 +14,7 @@ use pyo3::types::{PyBytes, PyCode, PyDict, PyString};
 use pycov_core::{Decision, FileId, FileSelector, LineNo, Recorder};
 
 use crate::ffi;
-use crate::fusion::Fusion;
+use crate::tidy::{CodeKind, Tidy};
 
 /// The low half of a cached decision for code that is not measured.
 const NOT_MEASURED: u32 = u32::MAX;
@@ -77,8 +77,8 @@ pub(crate) struct Session {
     matched_packages: Mutex<HashSet<String>>,
     /// Errors raised inside callbacks (never passed on to the program).
     callback_errors: Mutex<Vec<String>>,
-    /// Python 3.12: putting superinstructions back into running code.
-    fusion: Option<Fusion>,
+    /// Python 3.12/3.13: putting running code back to plain speed.
+    tidy: Option<Tidy>,
 }
 
 impl Session {
@@ -100,27 +100,38 @@ impl Session {
             instruction_lines: Mutex::new(HashMap::new()),
             matched_packages: Mutex::new(HashSet::new()),
             callback_errors: Mutex::new(Vec::new()),
-            fusion: None,
+            tidy: None,
         })
     }
 
-    pub(crate) fn set_fusion(&mut self, fusion: Fusion) {
-        self.fusion = Some(fusion);
+    pub(crate) fn set_tidy(&mut self, tidy: Tidy) {
+        self.tidy = Some(tidy);
     }
 
-    pub(crate) fn fuses(&self) -> bool {
-        self.fusion.is_some()
+    pub(crate) fn tidies(&self) -> bool {
+        self.tidy.is_some()
     }
 
-    /// One fusing pass over the code on the threads' stacks (see
-    /// `fusion`). Code measured through
-    /// `INSTRUCTION` events is left alone: every instruction of it may
-    /// still be instrumented.
-    pub(crate) fn fuse_running_code(&self, py: Python<'_>) {
-        let Some(fusion) = &self.fusion else {
+    /// One tidying pass over the code on the threads' stacks (see `tidy`).
+    /// Code measured through `INSTRUCTION` events is left alone: every
+    /// instruction of it may still be instrumented.
+    pub(crate) fn tidy_running_code(&self, py: Python<'_>) {
+        let Some(tidy) = &self.tidy else {
             return;
         };
-        fusion.fuse_running_code(py, |code| lock(&self.instruction_lines).contains_key(&code))
+        tidy.tidy_running_code(py, |code| {
+            if lock(&self.instruction_lines).contains_key(&(code.as_ptr() as usize)) {
+                return CodeKind::Leave;
+            }
+            let extra = ffi::extra_of(code, self.extra_index);
+            match self.is_measured(extra) {
+                true => self
+                    .recorder
+                    .get(FileId::from_u32(extra as u32))
+                    .map_or(CodeKind::Leave, CodeKind::Measured),
+                false => CodeKind::Unmeasured,
+            }
+        })
     }
 
     pub(crate) fn set_monitoring(&mut self, handles: MonitoringHandles) {

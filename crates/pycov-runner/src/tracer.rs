@@ -4,8 +4,8 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
 use crate::ffi;
-use crate::fusion::{self, Fusion};
 use crate::session::{MonitoringHandles, Session};
+use crate::tidy::{self, Tidy};
 
 /// A tracing mechanism: installed before the program runs, removed after.
 pub(crate) trait Tracer {
@@ -35,8 +35,8 @@ pub(crate) fn for_interpreter(
 /// callback records one line and returns `DISABLE`.
 struct Monitoring {
     tool_id: u8,
-    /// Python 3.12: whether to put superinstructions back (see `fusion`).
-    fuses: bool,
+    /// Whether to put running code back to plain speed (see `tidy`).
+    tidies: bool,
 }
 
 /// Tool ids to try, coverage.py's own (1) first; 0 is the debugger's.
@@ -68,12 +68,12 @@ impl Monitoring {
             line_event: events.getattr("LINE")?.unbind(),
             instruction_event: events.getattr("INSTRUCTION")?.unbind(),
         });
-        if let Some(fusion) = Fusion::for_interpreter(py) {
-            session.set_fusion(fusion);
+        if let Some(tidy) = Tidy::for_interpreter(py, tool_id) {
+            session.set_tidy(tidy);
         }
         Ok(Monitoring {
             tool_id,
-            fuses: session.fuses(),
+            tidies: session.tidies(),
         })
     }
 }
@@ -98,15 +98,15 @@ impl Tracer for Monitoring {
         // Locations DISABLEd by an earlier session on this tool id would never
         // report again.
         monitoring.call_method0("restart_events")?;
-        if self.fuses {
-            fusion::start_timer();
+        if self.tidies {
+            tidy::start_timer();
         }
         Ok(())
     }
 
     fn stop(&mut self, py: Python<'_>, session: &Session, exiting: bool) -> PyResult<()> {
-        if self.fuses {
-            fusion::stop_timer(py);
+        if self.tidies {
+            tidy::stop_timer(py);
         }
         let monitoring = py.import("sys")?.getattr("monitoring")?;
         let events = monitoring.getattr("events")?;

@@ -1,0 +1,725 @@
+//! Puts code that already reported its lines back to plain speed (Python
+//! 3.12 and 3.13), from a thread of ours that takes the GIL every so often.
+//! Then every Python thread stands between two instructions, and a pass
+//! rewrites the code objects on the threads' stacks, where the time goes.
+//! (A pending call would run in the main thread, but CPython 3.12 runs one
+//! queued from another thread only when something else interrupts the main
+//! thread: python/cpython#95820.)
+//!
+//! Two things slow code down after all its `LINE` events were disabled:
+//! - Line starts that never report. CPython makes every jump target a line
+//!   start too, and a jump that stays within one line (the loop of a
+//!   comprehension or generator expression, `and`/`or`, `a if c else b`)
+//!   reports nothing, so nothing disables it: every pass through it calls
+//!   into the instrumentation code and keeps the instruction from
+//!   specializing. A comprehension loop runs 35 % slower, and an `and`/`or`
+//!   loop 50 %, under any `sys.monitoring` line tool. Once the line is
+//!   recorded its line starts have served, and a pass removes them exactly
+//!   as CPython does when a callback returns `DISABLE` there.
+//! - Python 3.12: superinstructions split by instrumentation (see `fusion`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use pycov_core::{LineNo, RecordedFile};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+use crate::ffi::{self, LineInstrumentation, LINE_EVENT_INDEX};
+use crate::fusion::OpcodeTable;
+use crate::opcodes::{instruction_offsets, Opcodes};
+use crate::util::lock;
+
+/// A function with a loop inside one line, to check the layout of the
+/// `LINE` instrumentation against what the interpreter itself made.
+const LINE_PROBE: &std::ffi::CStr = c"def probe(xs):\n    return [x for x in xs if x]\n";
+
+/// CPython's `adaptive_counter_warmup()` (3.12 and 3.13): what it puts in
+/// an instruction's counter when it takes instrumentation off, so that the
+/// instruction specializes soon.
+const COUNTER_WARMUP: u16 = (1 << 4) | 1;
+
+/// How many frames of each thread's stack a pass looks at, from the top.
+const FRAMES_PER_THREAD: usize = 64;
+
+/// The first wait between passes, and the longest: the wait doubles after
+/// each pass. Each pass makes the program's threads hand over the GIL; a
+/// pass every 10 ms cost a 0.5 s test suite more than it gained.
+const FIRST_WAIT: Duration = Duration::from_millis(20);
+const LONGEST_WAIT: Duration = Duration::from_millis(640);
+
+/// Removing `LINE` instrumentation that has served.
+#[derive(Debug, Clone)]
+pub(crate) struct LineTidy {
+    caches: [u8; 256],
+    min_instrumented: u8,
+    instrumented_line: u8,
+    /// Our tool's bit in the per-event tool sets.
+    tool_bit: u8,
+    /// How many events a code object's tool sets cover (see
+    /// `ffi::with_line_instrumentation`).
+    local_events: usize,
+}
+
+/// What one pass over a code object's line starts did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct LinePass {
+    /// Line starts uninstrumented now.
+    pub removed: usize,
+    /// Line starts still instrumented (lines not recorded yet).
+    pub left: usize,
+}
+
+impl LineTidy {
+    /// Line tidying for this interpreter: CPython 3.12 or 3.13, and only
+    /// when a probe instrumented for `tool_id` looks exactly as expected.
+    fn for_interpreter(py: Python<'_>, opcodes: &Opcodes, tool_id: u8) -> Option<LineTidy> {
+        if py.version_info() < (3, 12) || py.version_info() >= (3, 14) {
+            return None;
+        }
+        let tidy = LineTidy {
+            caches: opcodes.caches,
+            min_instrumented: opcodes.min_instrumented,
+            instrumented_line: opcodes.instrumented_line,
+            tool_bit: 1u8.checked_shl(u32::from(tool_id))?,
+            local_events: if py.version_info() >= (3, 13) { 10 } else { 15 },
+        };
+        let sys = py.import("sys").ok()?;
+        // Free-threaded builds run bytecode while we hold no lock at all.
+        if sys
+            .getattr("_is_gil_enabled")
+            .and_then(|enabled| enabled.call0())
+            .is_ok_and(|enabled| !enabled.is_truthy().unwrap_or(true))
+        {
+            return None;
+        }
+        let monitoring = sys.getattr("monitoring").ok()?;
+        let line_event = monitoring.getattr("events").ok()?.getattr("LINE").ok()?;
+        if line_event.extract::<u32>().ok()? != 1 << LINE_EVENT_INDEX {
+            return None;
+        }
+        let globals = PyDict::new(py);
+        py.run(LINE_PROBE, Some(&globals), None).ok()?;
+        let code = globals.get_item("probe").ok()??.getattr("__code__").ok()?;
+        let base = code.getattr("co_code").ok()?.cast_into::<PyBytes>().ok()?;
+        let lines = unit_lines(py, &code).ok()?;
+        monitoring
+            .call_method1("set_local_events", (tool_id, &code, &line_event))
+            .ok()?;
+        let matches = ffi::with_line_instrumentation(&code, tidy.local_events, |view| {
+            tidy.matches_fresh_instrumentation(opcodes.resume, base.as_bytes(), &view, &lines)
+        });
+        monitoring
+            .call_method1("set_local_events", (tool_id, &code, 0))
+            .ok()?;
+        (matches == Some(true)).then_some(tidy)
+    }
+
+    /// Whether `view`, the instrumentation of a probe that never ran, is
+    /// what CPython makes for `LINE` events of our tool alone, with two
+    /// line starts on its second line.
+    fn matches_fresh_instrumentation(
+        &self,
+        resume: u8,
+        base: &[u8],
+        view: &LineInstrumentation<'_>,
+        lines: &[Option<i64>],
+    ) -> bool {
+        let units = base.len() / 2;
+        if view.live.len() != base.len()
+            || view.local_line_tools != self.tool_bit
+            || view.active_line_tools != self.tool_bit
+            || view.line_tools.is_some()
+            || view.first_traceable >= units
+            || base[2 * view.first_traceable] != resume
+        {
+            return false;
+        }
+        let mut starts_on_second_line = 0;
+        for at in instruction_offsets(base, &self.caches) {
+            let unit = at / 2;
+            let original = view.lines[unit][0];
+            let instrumented = view.live[at] == self.instrumented_line;
+            if unit < view.first_traceable {
+                if instrumented {
+                    return false;
+                }
+                continue;
+            }
+            if instrumented != (original != 0) || (instrumented && original != base[at]) {
+                return false;
+            }
+            if instrumented && lines.get(unit).copied().flatten() == Some(2) {
+                starts_on_second_line += 1;
+            }
+        }
+        starts_on_second_line >= 2
+    }
+
+    /// Takes our `LINE` instrumentation off every line start of `view`
+    /// whose line `recorded` says ran, as CPython does when the callback
+    /// returns `DISABLE` there. `base` is the code's `co_code` and `lines`
+    /// the line of each code unit. `None` if the data does not look as
+    /// expected (nothing is written then).
+    pub(crate) fn remove_recorded(
+        &self,
+        base: &[u8],
+        view: LineInstrumentation<'_>,
+        lines: &[Option<i64>],
+        recorded: impl Fn(i64) -> bool,
+    ) -> Option<LinePass> {
+        if view.live.len() != base.len() || view.lines.len() * 2 != base.len() {
+            return None;
+        }
+        if view.local_line_tools & self.tool_bit == 0 {
+            return Some(LinePass::default());
+        }
+        let single_tool = view.active_line_tools == self.tool_bit;
+        if view.line_tools.is_none() && !single_tool {
+            // Not instrumented for the tools now in effect yet: CPython
+            // redoes it before the code runs again.
+            return Some(LinePass::default());
+        }
+        // Everything is checked before the first write.
+        let mut removals = Vec::new();
+        let mut left = 0;
+        for at in instruction_offsets(base, &self.caches) {
+            if view.live[at] != self.instrumented_line {
+                continue;
+            }
+            let unit = at / 2;
+            let original = view.lines[unit][0];
+            if original >= self.min_instrumented {
+                // Another tool's instrumentation under ours.
+                left += 1;
+                continue;
+            }
+            if original != base[at] {
+                return None;
+            }
+            let ours = view
+                .line_tools
+                .as_ref()
+                .is_none_or(|tools| tools[unit] & self.tool_bit != 0);
+            if !ours {
+                continue;
+            }
+            match lines.get(unit).copied().flatten() {
+                Some(line) if recorded(line) => removals.push((at, original)),
+                _ => left += 1,
+            }
+        }
+        let mut removed = 0;
+        let LineInstrumentation {
+            live,
+            mut line_tools,
+            ..
+        } = view;
+        for (at, original) in removals {
+            if let Some(tools) = line_tools.as_deref_mut() {
+                tools[at / 2] &= !self.tool_bit;
+                if tools[at / 2] != 0 {
+                    continue;
+                }
+            }
+            live[at] = original;
+            if self.caches[usize::from(original)] > 0 {
+                live[at + 2..at + 4].copy_from_slice(&COUNTER_WARMUP.to_ne_bytes());
+            }
+            removed += 1;
+        }
+        Some(LinePass { removed, left })
+    }
+}
+
+/// The line of each code unit of `code`.
+fn unit_lines(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<Vec<Option<i64>>> {
+    let table = code
+        .getattr(intern!(py, "co_linetable"))?
+        .cast_into::<PyBytes>()?;
+    let first: i64 = code.getattr(intern!(py, "co_firstlineno"))?.extract()?;
+    Ok(pycov_analysis::linetable::lines_by_code_unit(
+        table.as_bytes(),
+        first,
+    ))
+}
+
+/// What a pass may do to a code object.
+pub(crate) enum CodeKind<'a> {
+    /// Nothing (pycov measures it through `INSTRUCTION` events).
+    Leave,
+    /// Not measured: only fuse.
+    Unmeasured,
+    /// Measured into this file.
+    Measured(&'a RecordedFile),
+}
+
+/// What a pass did to one code object.
+enum Outcome {
+    /// Nothing is left to do, with a fused pair as sentinel (3.12).
+    Settled(Option<(usize, u8)>),
+    /// A later pass may find more to do.
+    Unsettled,
+    /// Its data did not look as expected.
+    Unexpected,
+}
+
+/// Tidying for one session.
+#[derive(Debug)]
+pub(crate) struct Tidy {
+    lines: LineTidy,
+    /// Python 3.12: fusing superinstructions.
+    fusing: Option<OpcodeTable>,
+    /// Code objects (by address) with nothing left to do, with a fused pair
+    /// (3.12) as sentinel: a tool that instruments one again splits it, and
+    /// a new code object at the same address most likely lacks it.
+    done: Mutex<HashMap<usize, Option<(usize, u8)>>>,
+    /// Set when a code object did not look as expected: then nothing more is
+    /// touched.
+    given_up: AtomicBool,
+}
+
+impl Tidy {
+    /// Tidying for this interpreter and our tool id, if its data look as
+    /// expected.
+    pub(crate) fn for_interpreter(py: Python<'_>, tool_id: u8) -> Option<Tidy> {
+        let opcodes = Opcodes::from_interpreter(py).ok()??;
+        let lines = LineTidy::for_interpreter(py, &opcodes, tool_id)?;
+        Some(Tidy {
+            lines,
+            fusing: OpcodeTable::for_interpreter(py, &opcodes),
+            done: Mutex::new(HashMap::new()),
+            given_up: AtomicBool::new(false),
+        })
+    }
+
+    /// One pass over the code running on every thread; `kind_of` says
+    /// what may be done to a code object.
+    pub(crate) fn tidy_running_code<'s>(
+        &self,
+        py: Python<'_>,
+        kind_of: impl Fn(&Bound<'_, PyAny>) -> CodeKind<'s>,
+    ) {
+        if self.given_up.load(Ordering::Relaxed) {
+            return;
+        }
+        for code in ffi::running_code_objects(py, FRAMES_PER_THREAD) {
+            let kind = kind_of(&code);
+            if matches!(kind, CodeKind::Leave) {
+                continue;
+            }
+            let address = code.as_ptr() as usize;
+            let done = lock(&self.done).get(&address).copied();
+            if let Some(sentinel) = done {
+                let intact = sentinel.is_none_or(|(at, opcode)| {
+                    ffi::with_adaptive_code(&code, |live| live.get(at) == Some(&opcode))
+                        .unwrap_or(true)
+                });
+                if intact {
+                    continue;
+                }
+            }
+            match self.tidy_code(py, &code, kind) {
+                Outcome::Settled(sentinel) => {
+                    lock(&self.done).insert(address, sentinel);
+                }
+                Outcome::Unsettled => {
+                    lock(&self.done).remove(&address);
+                }
+                Outcome::Unexpected => {
+                    self.given_up.store(true, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Tidies one code object.
+    fn tidy_code(&self, py: Python<'_>, code: &Bound<'_, PyAny>, kind: CodeKind<'_>) -> Outcome {
+        let Ok(base) = code.getattr(intern!(py, "co_code")) else {
+            return Outcome::Unsettled;
+        };
+        let Ok(base) = base.cast::<PyBytes>() else {
+            return Outcome::Unsettled;
+        };
+        let base = base.as_bytes();
+        let mut settled = true;
+        if let CodeKind::Measured(file) = kind {
+            let Ok(lines) = unit_lines(py, code) else {
+                return Outcome::Unsettled;
+            };
+            let recorded = |line: i64| {
+                u32::try_from(line)
+                    .ok()
+                    .and_then(LineNo::new)
+                    .is_some_and(|line| file.contains(line))
+            };
+            let pass = ffi::with_line_instrumentation(code, self.lines.local_events, |view| {
+                self.lines.remove_recorded(base, view, &lines, recorded)
+            });
+            match pass {
+                Some(Some(pass)) => settled &= pass.left == 0,
+                Some(None) => return Outcome::Unexpected,
+                None => {}
+            }
+        }
+        let mut sentinel = None;
+        if let Some(table) = &self.fusing {
+            match ffi::with_adaptive_code(code, |live| table.fuse(base, live)) {
+                Some(Some(pass)) => {
+                    settled &= pass.blocked == 0;
+                    sentinel = pass.sentinel;
+                }
+                Some(None) => return Outcome::Unexpected,
+                None => {}
+            }
+        }
+        if settled {
+            Outcome::Settled(sentinel)
+        } else {
+            Outcome::Unsettled
+        }
+    }
+}
+
+/// The thread that runs tidying passes while a session measures, if any, and
+/// whether a fork stopped it.
+static TIMER: Mutex<TimerState> = Mutex::new(TimerState {
+    timer: None,
+    paused_for_fork: false,
+});
+
+struct TimerState {
+    timer: Option<TidyTimer>,
+    paused_for_fork: bool,
+}
+
+/// Starts the thread that runs tidying passes (the program only runs slower
+/// if that fails).
+pub(crate) fn start_timer() {
+    let mut state = lock(&TIMER);
+    if state.timer.is_none() {
+        state.timer = TidyTimer::start().ok();
+    }
+}
+
+/// Stops that thread and waits for it.
+pub(crate) fn stop_timer(py: Python<'_>) {
+    let timer = {
+        let mut state = lock(&TIMER);
+        // No restart after a fork that is still pending.
+        state.paused_for_fork = false;
+        state.timer.take()
+    };
+    if let Some(mut timer) = timer {
+        // The thread may be waiting for the GIL.
+        py.detach(|| timer.stop());
+    }
+}
+
+/// Before `os.fork()`: stops the thread. Python 3.12 warns when a process
+/// with more than one thread forks (a `DeprecationWarning` the program
+/// would see), counting every thread of the process.
+pub(crate) fn pause_for_fork(py: Python<'_>) {
+    let timer = {
+        let mut state = lock(&TIMER);
+        let timer = state.timer.take();
+        // `|=`: the hooks may be registered twice (a nested run).
+        state.paused_for_fork |= timer.is_some();
+        timer
+    };
+    if let Some(mut timer) = timer {
+        py.detach(|| timer.stop());
+    }
+}
+
+/// After `os.fork()`, in the parent. Python 3.12 counts the process's
+/// threads for its fork warning before the fork hooks run, so the thread
+/// starts again at once. Python 3.13 counts them after the hooks, and
+/// even a pending call runs before that: there the parent goes on without
+/// tidying (a forking parent mostly waits for its children).
+pub(crate) fn resume_after_fork_in_parent(py: Python<'_>) {
+    if py.version_info() < (3, 13) {
+        resume_after_fork();
+    } else if let Ok(mut state) = TIMER.try_lock() {
+        state.paused_for_fork = false;
+    }
+}
+
+/// After `os.fork()`: starts the thread again if the fork stopped it. The
+/// child gives up if the lock was copied held.
+pub(crate) fn resume_after_fork() {
+    if let Ok(mut state) = TIMER.try_lock() {
+        if std::mem::take(&mut state.paused_for_fork) {
+            state.timer = TidyTimer::start().ok();
+        }
+    }
+}
+
+/// The thread that runs tidying passes.
+#[derive(Debug)]
+struct TidyTimer {
+    /// Set before the thread is stopped: it then makes no more passes, even
+    /// if it holds the GIL already (the program might be in a fork hook
+    /// that holds other locks).
+    stopping: Arc<AtomicBool>,
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    /// The process that started the thread: a fork's child has no such thread.
+    pid: u32,
+}
+
+impl TidyTimer {
+    fn start() -> std::io::Result<TidyTimer> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let stopping = Arc::new(AtomicBool::new(false));
+        let thread_stopping = Arc::clone(&stopping);
+        let thread = std::thread::Builder::new()
+            .name("pycov-tidy".to_owned())
+            .spawn(move || {
+                let mut wait = FIRST_WAIT;
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(wait) {
+                    Python::try_attach(|py| {
+                        if !thread_stopping.load(Ordering::Acquire) {
+                            ffi::tidy_for_active_session(py);
+                        }
+                    });
+                    wait = (wait * 2).min(LONGEST_WAIT);
+                }
+            })?;
+        Ok(TidyTimer {
+            stopping,
+            stop: Some(stop),
+            thread: Some(thread),
+            pid: std::process::id(),
+        })
+    }
+
+    /// Stops the thread and waits for it (in the process that started it).
+    /// Call it without the GIL: the thread may be waiting for it.
+    fn stop(&mut self) {
+        self.stopping.store(true, Ordering::Release);
+        let stop = self.stop.take();
+        let thread = self.thread.take();
+        if self.pid != std::process::id() {
+            // A fork's copy: the thread does not exist here.
+            std::mem::forget(stop);
+            std::mem::forget(thread);
+            return;
+        }
+        drop(stop);
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LF: u8 = 124;
+    const FOR_ITER: u8 = 93; // one cache entry in this made-up table
+    const LINE: u8 = 254;
+    const US: u8 = 1 << 2;
+    const OTHER: u8 = 1 << 5;
+
+    fn tidy() -> LineTidy {
+        let mut caches = [0; 256];
+        caches[usize::from(FOR_ITER)] = 1;
+        LineTidy {
+            caches,
+            min_instrumented: 237,
+            instrumented_line: LINE,
+            tool_bit: US,
+            local_events: 15,
+        }
+    }
+
+    /// Code units `(opcode, argument)`.
+    fn code(units: &[(u8, u8)]) -> Vec<u8> {
+        units.iter().flat_map(|&(op, arg)| [op, arg]).collect()
+    }
+
+    /// A line `1` loop (`LF`, `FOR_ITER` + cache, `LF`) whose second and
+    /// third instructions are line starts only as jump targets, then line 2.
+    fn loop_code() -> (Vec<u8>, Vec<Option<i64>>) {
+        let base = code(&[(LF, 0), (FOR_ITER, 2), (0, 0), (LF, 1), (LF, 2)]);
+        (base, vec![Some(1), Some(1), Some(1), Some(1), Some(2)])
+    }
+
+    fn view<'a>(
+        live: &'a mut [u8],
+        lines: &'a mut [[u8; 2]],
+        line_tools: Option<&'a mut [u8]>,
+        active: u8,
+    ) -> LineInstrumentation<'a> {
+        LineInstrumentation {
+            live,
+            lines,
+            line_tools,
+            local_line_tools: US,
+            active_line_tools: active,
+            first_traceable: 0,
+        }
+    }
+
+    #[test]
+    fn removes_line_starts_of_recorded_lines_only() {
+        let (base, lines) = loop_code();
+        // The first instruction of line 1 reported and was disabled; the
+        // loop's jump targets and line 2 are still instrumented.
+        let mut live = code(&[(LF, 0), (LINE, 2), (7, 0), (LINE, 1), (LINE, 2)]);
+        let mut original = vec![[LF, 0], [FOR_ITER, 0], [0, 0], [LF, 0], [LF, 0]];
+        let pass = tidy()
+            .remove_recorded(
+                &base,
+                view(&mut live, &mut original, None, US),
+                &lines,
+                |l| l == 1,
+            )
+            .expect("as expected");
+        assert_eq!(
+            pass,
+            LinePass {
+                removed: 2,
+                left: 1
+            }
+        );
+        // The cache counter of FOR_ITER restarts its warm-up, so it
+        // specializes again.
+        let warmup = COUNTER_WARMUP.to_ne_bytes();
+        assert_eq!(
+            live,
+            code(&[
+                (LF, 0),
+                (FOR_ITER, 2),
+                (warmup[0], warmup[1]),
+                (LF, 1),
+                (LINE, 2)
+            ])
+        );
+        // What instrumentation stood for stays, as after a `DISABLE`.
+        assert_eq!(original[1], [FOR_ITER, 0]);
+    }
+
+    #[test]
+    fn with_other_tools_clears_only_our_bit() {
+        let (base, lines) = loop_code();
+        let mut live = code(&[(LF, 0), (LINE, 2), (7, 0), (LINE, 1), (LINE, 2)]);
+        let mut original = vec![[LF, 0], [FOR_ITER, 0], [0, 0], [LF, 0], [LF, 0]];
+        let mut tools = vec![0, US | OTHER, 0, US, US | OTHER];
+        let pass = tidy()
+            .remove_recorded(
+                &base,
+                view(&mut live, &mut original, Some(&mut tools), US | OTHER),
+                &lines,
+                |_| true,
+            )
+            .expect("as expected");
+        // The other tool still wants events at units 1 and 4.
+        assert_eq!(
+            pass,
+            LinePass {
+                removed: 1,
+                left: 0
+            }
+        );
+        assert_eq!(tools, vec![0, OTHER, 0, 0, OTHER]);
+        assert_eq!(
+            live,
+            code(&[(LF, 0), (LINE, 2), (7, 0), (LF, 1), (LINE, 2)])
+        );
+    }
+
+    #[test]
+    fn leaves_code_instrumented_for_other_tools_alone() {
+        let (base, lines) = loop_code();
+        let fresh = code(&[(LINE, 0), (LINE, 2), (7, 0), (LINE, 1), (LINE, 2)]);
+        let mut live = fresh.clone();
+        let mut original = vec![[LF, 0], [FOR_ITER, 0], [0, 0], [LF, 0], [LF, 0]];
+        // Another tool's LINE events were just added and CPython has not
+        // instrumented the code for both yet: no per-unit tool sets.
+        let pass = tidy()
+            .remove_recorded(
+                &base,
+                view(&mut live, &mut original, None, US | OTHER),
+                &lines,
+                |_| true,
+            )
+            .expect("as expected");
+        assert_eq!(pass, LinePass::default());
+        assert_eq!(live, fresh);
+        // Instrumentation of another tool under a line start stays.
+        let mut live = fresh.clone();
+        let mut original = vec![[240, 0], [FOR_ITER, 0], [0, 0], [LF, 0], [LF, 0]];
+        let pass = tidy()
+            .remove_recorded(
+                &base,
+                view(&mut live, &mut original, None, US),
+                &lines,
+                |_| true,
+            )
+            .expect("as expected");
+        assert_eq!(
+            pass,
+            LinePass {
+                removed: 3,
+                left: 1
+            }
+        );
+        assert_eq!(live[0], LINE);
+    }
+
+    #[test]
+    fn refuses_data_that_does_not_belong_to_the_code() {
+        let (base, lines) = loop_code();
+        let fresh = code(&[(LINE, 0), (LINE, 2), (7, 0), (LINE, 1), (LINE, 2)]);
+        // A line start standing for another opcode than the code's.
+        let mut live = fresh.clone();
+        let mut original = vec![[LF, 0], [FOR_ITER, 0], [0, 0], [FOR_ITER, 0], [LF, 0]];
+        let refused = tidy().remove_recorded(
+            &base,
+            view(&mut live, &mut original, None, US),
+            &lines,
+            |_| true,
+        );
+        assert_eq!(refused, None);
+        assert_eq!(live, fresh, "nothing written before the check failed");
+        // Line data of another length.
+        let mut live = fresh.clone();
+        let mut short = vec![[LF, 0]];
+        let refused =
+            tidy().remove_recorded(&base, view(&mut live, &mut short, None, US), &lines, |_| {
+                true
+            });
+        assert_eq!(refused, None);
+    }
+
+    #[test]
+    fn checks_fresh_instrumentation_of_the_probe() {
+        let resume = 151;
+        let base = code(&[(resume, 0), (LF, 0), (FOR_ITER, 2), (0, 0), (LF, 1)]);
+        let lines = vec![Some(1), Some(2), Some(2), Some(2), Some(2)];
+        let fresh = || code(&[(resume, 0), (LINE, 0), (LINE, 2), (7, 0), (LINE, 1)]);
+        let original = || vec![[0, 0], [LF, 0], [FOR_ITER, 0], [0, 0], [LF, 0]];
+        let (mut live, mut data) = (fresh(), original());
+        let good = view(&mut live, &mut data, None, US);
+        assert!(tidy().matches_fresh_instrumentation(resume, &base, &good, &lines));
+        // A line start CPython did not instrument: layout not understood.
+        let mut live = fresh();
+        live[2] = LF;
+        let (mut data, mut tools) = (original(), vec![US; 5]);
+        let bad = view(&mut live, &mut data, None, US);
+        assert!(!tidy().matches_fresh_instrumentation(resume, &base, &bad, &lines));
+        // Per-unit tool sets although we are the only tool.
+        let mut live = fresh();
+        let bad = view(&mut live, &mut data, Some(&mut tools), US);
+        assert!(!tidy().matches_fresh_instrumentation(resume, &base, &bad, &lines));
+    }
+}

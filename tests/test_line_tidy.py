@@ -1,0 +1,90 @@
+"""Python 3.12/3.13: pycov takes line instrumentation off running code once
+the line is recorded (crates/pycov-runner/src/tidy.rs). A loop inside one
+line (a comprehension, `and`/`or`) otherwise stays instrumented for good.
+Lines that run only later must still be measured, and a tool that starts
+later must still see every line."""
+
+from __future__ import annotations
+
+from pycov_testing import file_lines, write
+
+PROGRAM = """
+import dis, sys, time
+
+MONITORING = sys.version_info >= (3, 12)
+
+
+def hot(data, late):
+    total = sum([x * 2 for x in data if x & 1 and x > 0])
+    if late:
+        total += sum([x for x in data if x > 2 or x < -3])
+    return total
+
+
+def pending(function):
+    # Lines (from the def) whose line starts still report.
+    first = function.__code__.co_firstlineno
+    return sorted({
+        i.positions.lineno - first
+        for i in dis.get_instructions(function, adaptive=True)
+        if i.opname == "INSTRUMENTED_LINE"
+    })
+
+
+def run_until(late, done):
+    # Until pycov tidied hot (3.12+), or for a moment.
+    deadline = time.monotonic() + (20 if MONITORING else 0.05)
+    while True:
+        for _ in range(100):
+            hot(DATA, late)
+        if done() or time.monotonic() > deadline:
+            break
+
+
+DATA = list(range(-5, 40))
+hot(DATA, False)
+print("first", pending(hot))
+run_until(False, lambda: 1 not in pending(hot))
+print("early", pending(hot))
+# The lines under `if late:` run for the first time now.
+run_until(True, lambda: 3 not in pending(hot))
+print("late", pending(hot))
+
+if MONITORING:
+    # A tool starting on tidied code sees every line it runs.
+    mon = sys.monitoring
+    seen = set()
+    mon.use_tool_id(4, "other")
+    mon.register_callback(4, mon.events.LINE, lambda code, line: seen.add(line - code.co_firstlineno))
+    mon.set_local_events(4, hot.__code__, mon.events.LINE)
+    hot(DATA, True)
+    mon.set_local_events(4, hot.__code__, 0)
+    mon.free_tool_id(4)
+    print("other tool saw", sorted(seen))
+print(hot(DATA, True))
+"""
+
+
+def test_line_starts_of_recorded_lines_stop_reporting(python, tmp_path):
+    write(tmp_path / "prog.py", PROGRAM)
+    result = python.pycov(["run", "--data-file", "data.pycov", "prog.py"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    executed, missing = file_lines(python.pycov_json(tmp_path, "data.pycov"), "prog.py")
+    lines = result.stdout.splitlines()
+    if python.info >= (3, 12):
+        assert missing == []
+        # Line 1 of hot loops within itself: its jump targets never report,
+        # so only pycov's pass takes them off.
+        assert lines[0].startswith("first [1,"), lines[0]
+        assert lines[1] == "early [3]", lines[1]
+        assert lines[2] == "late []", lines[2]
+        assert lines[3] == "other tool saw [1, 2, 3, 4]", lines[3]
+    else:
+        # 3.11 has no sys.monitoring (a trace function instead).
+        assert lines[:3] == ["first []", "early []", "late []"]
+        program = PROGRAM.removeprefix("\n").splitlines()
+        block = program.index("if MONITORING:") + 1
+        assert missing and set(missing) <= set(range(block + 1, program.index("print(hot(DATA, True))") + 1))
+    # hot's lines, `total += ...` only after the first passes.
+    assert {7, 8, 9, 10}.issubset(executed)
+    assert lines[-1] == str(sum(x * 2 for x in range(1, 40, 2)) + sum(x for x in range(-5, 40) if x > 2 or x < -3))
