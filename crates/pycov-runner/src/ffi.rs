@@ -163,6 +163,7 @@ unsafe extern "C" fn py_start_callback(
 ) -> *mut ffi::PyObject {
     let session = active_session();
     if let Some(session) = session {
+        crate::tidy::restart_if_due();
         if nargs >= 1 {
             // SAFETY: `args` holds `nargs` borrowed references, valid for the call.
             let code_ptr = unsafe { *args };
@@ -403,8 +404,10 @@ pub(crate) fn running_code_objects(py: Python<'_>, per_thread: usize) -> Vec<Bou
     let mut seen = std::collections::HashSet::new();
     let mut codes = Vec::new();
     // SAFETY: the GIL is held (we have `py`), so the thread states of the
-    // main interpreter stay linked while we walk them (a thread deletes its
-    // own state holding the GIL). Every frame and code pointer comes with a
+    // main interpreter stay linked while we walk them: Python threads delete
+    // their own state holding the GIL (a C extension could delete another
+    // thread's state without it, which the interpreter's own walks through
+    // `PyInterpreterState_ThreadHead` would not survive either). Every frame and code pointer comes with a
     // new reference, which we release or hand to a `Bound`.
     unsafe {
         let mut thread = ffi::PyInterpreterState_ThreadHead(ffi::PyInterpreterState_Main());
@@ -489,6 +492,50 @@ pub(crate) struct LineInstrumentation<'a> {
     pub active_line_tools: u8,
     /// The code unit where tracing starts (`_co_firsttraceable`).
     pub first_traceable: usize,
+}
+
+/// The addresses in a code object's `sys.monitoring` data (0 for null),
+/// to check the layout described at [`with_line_instrumentation`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct MonitoringPointers {
+    pub monitoring: usize,
+    pub tools: usize,
+    pub lines: usize,
+    pub line_tools: usize,
+    pub per_instruction_opcodes: usize,
+    pub per_instruction_tools: usize,
+}
+
+/// Reads those addresses without following any but `_co_monitoring`;
+/// `None` unless `code` is a code object.
+pub(crate) fn monitoring_pointers(
+    code: &Bound<'_, PyAny>,
+    local_events: usize,
+) -> Option<MonitoringPointers> {
+    with_adaptive_code(code, |_| {
+        let object = code.as_ptr().cast::<u8>();
+        let pointers = (2 * local_events).next_multiple_of(std::mem::align_of::<*mut u8>());
+        // SAFETY: as in `with_line_instrumentation`: the field read lies
+        // within the code object, and a non-null `_co_monitoring` points to
+        // a `_PyCoMonitoringData`, whose five pointers follow the tool sets.
+        unsafe {
+            let basic_size = usize::try_from((*ffi::Py_TYPE(code.as_ptr())).tp_basicsize).ok()?;
+            let monitoring = object.add(basic_size - 24).cast::<*mut u8>().read();
+            if monitoring.is_null() {
+                return Some(MonitoringPointers::default());
+            }
+            let at = |index: usize| monitoring.add(pointers + 8 * index).cast::<usize>().read();
+            Some(MonitoringPointers {
+                monitoring: monitoring as usize,
+                tools: at(0),
+                lines: at(1),
+                line_tools: at(2),
+                per_instruction_opcodes: at(3),
+                per_instruction_tools: at(4),
+            })
+        }
+    })
+    .flatten()
 }
 
 /// Runs `f` on the `LINE` instrumentation of `code`; `None` if it has none.

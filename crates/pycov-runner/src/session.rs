@@ -124,13 +124,12 @@ impl Session {
                 return CodeKind::Leave;
             }
             let extra = ffi::extra_of(code, self.extra_index);
-            match self.is_measured(extra) {
-                true => self
-                    .recorder
-                    .get(FileId::from_u32(extra as u32))
-                    .map_or(CodeKind::Leave, CodeKind::Measured),
-                false => CodeKind::Unmeasured,
+            if !self.is_measured(extra) {
+                return CodeKind::Unmeasured;
             }
+            self.recorder
+                .get(FileId::from_u32(extra as u32))
+                .map_or(CodeKind::Leave, CodeKind::Measured)
         })
     }
 

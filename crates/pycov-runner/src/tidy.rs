@@ -2,6 +2,8 @@
 //! 3.12 and 3.13), from a thread of ours that takes the GIL every so often.
 //! Then every Python thread stands between two instructions, and a pass
 //! rewrites the code objects on the threads' stacks, where the time goes.
+//! The rewriting itself runs no Python code; reading `co_code` and
+//! `co_linetable` before it may (a garbage collection).
 //! (A pending call would run in the main thread, but CPython 3.12 runs one
 //! queued from another thread only when something else interrupts the main
 //! thread: python/cpython#95820.)
@@ -19,7 +21,7 @@
 //! - Python 3.12: superinstructions split by instrumentation (see `fusion`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -30,7 +32,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use crate::ffi::{self, LineInstrumentation, LINE_EVENT_INDEX};
+use crate::ffi::{self, LineInstrumentation, MonitoringPointers, LINE_EVENT_INDEX};
 use crate::fusion::OpcodeTable;
 use crate::opcodes::{instruction_offsets, Opcodes};
 use crate::util::lock;
@@ -71,15 +73,24 @@ pub(crate) struct LineTidy {
 pub(crate) struct LinePass {
     /// Line starts uninstrumented now.
     pub removed: usize,
-    /// Line starts still instrumented (lines not recorded yet).
+    /// Line starts of ours still instrumented (lines not recorded yet, or
+    /// not yet instrumented for the tools in effect).
     pub left: usize,
+    /// The byte offset of the first line start that only a jump within its
+    /// line reaches: only a new instrumentation puts `INSTRUMENTED_LINE`
+    /// back there, since no event ever disables it.
+    pub sentinel: Option<usize>,
 }
 
 impl LineTidy {
     /// Line tidying for this interpreter: CPython 3.12 or 3.13, and only
     /// when a probe instrumented for `tool_id` looks exactly as expected.
     fn for_interpreter(py: Python<'_>, opcodes: &Opcodes, tool_id: u8) -> Option<LineTidy> {
-        if py.version_info() < (3, 12) || py.version_info() >= (3, 14) {
+        // The counter value written is a little-endian one on 3.13.
+        if py.version_info() < (3, 12)
+            || py.version_info() >= (3, 14)
+            || cfg!(target_endian = "big")
+        {
             return None;
         }
         let tidy = LineTidy {
@@ -108,9 +119,27 @@ impl LineTidy {
         let code = globals.get_item("probe").ok()??.getattr("__code__").ok()?;
         let base = code.getattr("co_code").ok()?.cast_into::<PyBytes>().ok()?;
         let lines = unit_lines(py, &code).ok()?;
+        // Where we read `_co_monitoring`, a fresh code object holds null, and
+        // then the data of one tool with line events only: no other arrays.
+        if ffi::monitoring_pointers(&code, tidy.local_events)? != MonitoringPointers::default() {
+            return None;
+        }
         monitoring
             .call_method1("set_local_events", (tool_id, &code, &line_event))
             .ok()?;
+        let pointers = ffi::monitoring_pointers(&code, tidy.local_events)?;
+        let expected = MonitoringPointers {
+            monitoring: pointers.monitoring,
+            lines: pointers.lines,
+            ..MonitoringPointers::default()
+        };
+        if pointers.monitoring == 0
+            || pointers.lines == 0
+            || pointers.lines % 8 != 0
+            || pointers != expected
+        {
+            return None;
+        }
         let matches = ffi::with_line_instrumentation(&code, tidy.local_events, |view| {
             tidy.matches_fresh_instrumentation(opcodes.resume, base.as_bytes(), &view, &lines)
         });
@@ -179,24 +208,31 @@ impl LineTidy {
         if view.local_line_tools & self.tool_bit == 0 {
             return Some(LinePass::default());
         }
-        let single_tool = view.active_line_tools == self.tool_bit;
-        if view.line_tools.is_none() && !single_tool {
-            // Not instrumented for the tools now in effect yet: CPython
-            // redoes it before the code runs again.
-            return Some(LinePass::default());
-        }
+        // Without per-unit tool sets, CPython instrumented the code for our
+        // tool alone; if more tools are in effect now, it redoes that before
+        // the code runs again, so nothing can be removed yet.
+        let removable = view.line_tools.is_some() || view.active_line_tools == self.tool_bit;
         // Everything is checked before the first write.
         let mut removals = Vec::new();
-        let mut left = 0;
+        let mut pass = LinePass::default();
+        let mut previous_line = None;
         for at in instruction_offsets(base, &self.caches) {
+            let unit = at / 2;
+            let line = lines.get(unit).copied().flatten();
+            let original = view.lines[unit][0];
+            if original != 0 && line.is_some() && line == previous_line {
+                pass.sentinel = pass.sentinel.or(Some(at));
+            }
+            previous_line = line;
             if view.live[at] != self.instrumented_line {
                 continue;
             }
-            let unit = at / 2;
-            let original = view.lines[unit][0];
+            if original == 0 {
+                return None;
+            }
             if original >= self.min_instrumented {
-                // Another tool's instrumentation under ours.
-                left += 1;
+                // Another tool's instrumentation under the line start: it
+                // is not ours to touch.
                 continue;
             }
             if original != base[at] {
@@ -209,12 +245,11 @@ impl LineTidy {
             if !ours {
                 continue;
             }
-            match lines.get(unit).copied().flatten() {
-                Some(line) if recorded(line) => removals.push((at, original)),
-                _ => left += 1,
+            match line {
+                Some(line) if removable && recorded(line) => removals.push((at, original)),
+                _ => pass.left += 1,
             }
         }
-        let mut removed = 0;
         let LineInstrumentation {
             live,
             mut line_tools,
@@ -231,9 +266,9 @@ impl LineTidy {
             if self.caches[usize::from(original)] > 0 {
                 live[at + 2..at + 4].copy_from_slice(&COUNTER_WARMUP.to_ne_bytes());
             }
-            removed += 1;
+            pass.removed += 1;
         }
-        Some(LinePass { removed, left })
+        Some(pass)
     }
 }
 
@@ -259,10 +294,21 @@ pub(crate) enum CodeKind<'a> {
     Measured(&'a RecordedFile),
 }
 
+/// How to notice that CPython instrumented a settled code object anew
+/// (another tool, `restart_events`), which undoes what a pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Sentinels {
+    /// A line start only a jump within its line reaches (see [`LinePass`]):
+    /// it holds `INSTRUMENTED_LINE` again.
+    line_start: Option<usize>,
+    /// A fused pair (3.12), with its fused opcode: it is split again.
+    fused: Option<(usize, u8)>,
+}
+
 /// What a pass did to one code object.
 enum Outcome {
-    /// Nothing is left to do, with a fused pair as sentinel (3.12).
-    Settled(Option<(usize, u8)>),
+    /// Nothing is left to do.
+    Settled(Sentinels),
     /// A later pass may find more to do.
     Unsettled,
     /// Its data did not look as expected.
@@ -272,27 +318,34 @@ enum Outcome {
 /// Tidying for one session.
 #[derive(Debug)]
 pub(crate) struct Tidy {
-    lines: LineTidy,
+    /// Removing `LINE` instrumentation that has served, if this
+    /// interpreter's data look as expected.
+    lines: Option<LineTidy>,
     /// Python 3.12: fusing superinstructions.
     fusing: Option<OpcodeTable>,
-    /// Code objects (by address) with nothing left to do, with a fused pair
-    /// (3.12) as sentinel: a tool that instruments one again splits it, and
-    /// a new code object at the same address most likely lacks it.
-    done: Mutex<HashMap<usize, Option<(usize, u8)>>>,
+    instrumented_line: u8,
+    /// Code objects (by address) with nothing left to do. A new code object
+    /// at the same address most likely fails the sentinels' check.
+    done: Mutex<HashMap<usize, Sentinels>>,
     /// Set when a code object did not look as expected: then nothing more is
     /// touched.
     given_up: AtomicBool,
 }
 
 impl Tidy {
-    /// Tidying for this interpreter and our tool id, if its data look as
-    /// expected.
+    /// Tidying for this interpreter and our tool id; `None` if there is
+    /// nothing it can do here.
     pub(crate) fn for_interpreter(py: Python<'_>, tool_id: u8) -> Option<Tidy> {
         let opcodes = Opcodes::from_interpreter(py).ok()??;
-        let lines = LineTidy::for_interpreter(py, &opcodes, tool_id)?;
+        let lines = LineTidy::for_interpreter(py, &opcodes, tool_id);
+        let fusing = OpcodeTable::for_interpreter(py, &opcodes);
+        if lines.is_none() && fusing.is_none() {
+            return None;
+        }
         Some(Tidy {
             lines,
-            fusing: OpcodeTable::for_interpreter(py, &opcodes),
+            fusing,
+            instrumented_line: opcodes.instrumented_line,
             done: Mutex::new(HashMap::new()),
             given_up: AtomicBool::new(false),
         })
@@ -315,18 +368,14 @@ impl Tidy {
             }
             let address = code.as_ptr() as usize;
             let done = lock(&self.done).get(&address).copied();
-            if let Some(sentinel) = done {
-                let intact = sentinel.is_none_or(|(at, opcode)| {
-                    ffi::with_adaptive_code(&code, |live| live.get(at) == Some(&opcode))
-                        .unwrap_or(true)
-                });
-                if intact {
+            if let Some(sentinels) = done {
+                if self.intact(&code, sentinels) {
                     continue;
                 }
             }
             match self.tidy_code(py, &code, kind) {
-                Outcome::Settled(sentinel) => {
-                    lock(&self.done).insert(address, sentinel);
+                Outcome::Settled(sentinels) => {
+                    lock(&self.done).insert(address, sentinels);
                 }
                 Outcome::Unsettled => {
                     lock(&self.done).remove(&address);
@@ -339,6 +388,20 @@ impl Tidy {
         }
     }
 
+    /// Whether a settled code object still looks as a pass left it.
+    fn intact(&self, code: &Bound<'_, PyAny>, sentinels: Sentinels) -> bool {
+        ffi::with_adaptive_code(code, |live| {
+            let line_start = sentinels
+                .line_start
+                .is_none_or(|at| live.get(at).is_some_and(|&op| op != self.instrumented_line));
+            let fused = sentinels
+                .fused
+                .is_none_or(|(at, opcode)| live.get(at) == Some(&opcode));
+            line_start && fused
+        })
+        .unwrap_or(true)
+    }
+
     /// Tidies one code object.
     fn tidy_code(&self, py: Python<'_>, code: &Bound<'_, PyAny>, kind: CodeKind<'_>) -> Outcome {
         let Ok(base) = code.getattr(intern!(py, "co_code")) else {
@@ -349,7 +412,8 @@ impl Tidy {
         };
         let base = base.as_bytes();
         let mut settled = true;
-        if let CodeKind::Measured(file) = kind {
+        let mut sentinels = Sentinels::default();
+        if let (CodeKind::Measured(file), Some(tidy)) = (kind, &self.lines) {
             let Ok(lines) = unit_lines(py, code) else {
                 return Outcome::Unsettled;
             };
@@ -359,28 +423,31 @@ impl Tidy {
                     .and_then(LineNo::new)
                     .is_some_and(|line| file.contains(line))
             };
-            let pass = ffi::with_line_instrumentation(code, self.lines.local_events, |view| {
-                self.lines.remove_recorded(base, view, &lines, recorded)
+            let pass = ffi::with_line_instrumentation(code, tidy.local_events, |view| {
+                tidy.remove_recorded(base, view, &lines, recorded)
             });
             match pass {
-                Some(Some(pass)) => settled &= pass.left == 0,
+                Some(Some(pass)) => {
+                    settled &= pass.left == 0;
+                    sentinels.line_start = pass.sentinel;
+                }
                 Some(None) => return Outcome::Unexpected,
-                None => {}
+                // No line instrumentation (yet).
+                None => settled = false,
             }
         }
-        let mut sentinel = None;
         if let Some(table) = &self.fusing {
             match ffi::with_adaptive_code(code, |live| table.fuse(base, live)) {
                 Some(Some(pass)) => {
                     settled &= pass.blocked == 0;
-                    sentinel = pass.sentinel;
+                    sentinels.fused = pass.sentinel;
                 }
                 Some(None) => return Outcome::Unexpected,
                 None => {}
             }
         }
         if settled {
-            Outcome::Settled(sentinel)
+            Outcome::Settled(sentinels)
         } else {
             Outcome::Unsettled
         }
@@ -414,6 +481,7 @@ pub(crate) fn stop_timer(py: Python<'_>) {
         let mut state = lock(&TIMER);
         // No restart after a fork that is still pending.
         state.paused_for_fork = false;
+        RESTART_REQUESTED_AT.store(0, Ordering::Relaxed);
         state.timer.take()
     };
     if let Some(mut timer) = timer {
@@ -438,16 +506,55 @@ pub(crate) fn pause_for_fork(py: Python<'_>) {
     }
 }
 
+/// Python 3.13: when (ms since the Unix epoch) a fork in this process
+/// stopped the thread, which starts again from a later `PY_START`; 0 if
+/// none is due.
+static RESTART_REQUESTED_AT: AtomicU64 = AtomicU64::new(0);
+
+/// How long after such a fork the thread waits to start again: past the
+/// fork's own hooks and warning.
+const RESTART_DELAY_MS: u64 = 50;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
 /// After `os.fork()`, in the parent. Python 3.12 counts the process's
 /// threads for its fork warning before the fork hooks run, so the thread
-/// starts again at once. Python 3.13 counts them after the hooks, and
-/// even a pending call runs before that: there the parent goes on without
-/// tidying (a forking parent mostly waits for its children).
+/// starts again at once. Python 3.13 counts them after the hooks, and even
+/// a pending call runs before that: there a `PY_START` after
+/// [`RESTART_DELAY_MS`] starts it (see [`restart_if_due`]).
 pub(crate) fn resume_after_fork_in_parent(py: Python<'_>) {
     if py.version_info() < (3, 13) {
         resume_after_fork();
-    } else if let Ok(mut state) = TIMER.try_lock() {
-        state.paused_for_fork = false;
+    } else {
+        RESTART_REQUESTED_AT.store(now_ms().max(1), Ordering::Relaxed);
+    }
+}
+
+/// Called as a code object starts for the first time: starts the thread
+/// again if a fork of this process stopped it long enough ago.
+#[inline]
+pub(crate) fn restart_if_due() {
+    let requested = RESTART_REQUESTED_AT.load(Ordering::Relaxed);
+    if requested != 0 {
+        restart_if_due_at(requested);
+    }
+}
+
+#[cold]
+fn restart_if_due_at(requested: u64) {
+    let due = now_ms() >= requested.saturating_add(RESTART_DELAY_MS);
+    if due
+        && RESTART_REQUESTED_AT
+            .compare_exchange(requested, 0, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        resume_after_fork();
     }
 }
 
@@ -569,28 +676,43 @@ mod tests {
         }
     }
 
+    /// A pass over [`loop_code`] with this instrumentation state.
+    fn pass_over_loop(
+        live: &mut [u8],
+        original: &mut [[u8; 2]],
+        line_tools: Option<&mut [u8]>,
+        active: u8,
+        recorded: impl Fn(i64) -> bool,
+    ) -> Option<LinePass> {
+        let (base, lines) = loop_code();
+        let view = view(live, original, line_tools, active);
+        tidy().remove_recorded(&base, view, &lines, recorded)
+    }
+
+    /// A pass over [`loop_code`]: its sentinel is the loop's `FOR_ITER`.
+    fn counts(removed: usize, left: usize) -> LinePass {
+        LinePass {
+            removed,
+            left,
+            sentinel: Some(2),
+        }
+    }
+
+    /// [`loop_code`] as CPython instruments it, with the opcodes its line
+    /// starts stand for.
+    fn fresh_loop() -> (Vec<u8>, Vec<[u8; 2]>) {
+        let live = code(&[(LINE, 0), (LINE, 2), (7, 0), (LINE, 1), (LINE, 2)]);
+        (live, vec![[LF, 0], [FOR_ITER, 0], [0, 0], [LF, 0], [LF, 0]])
+    }
+
     #[test]
     fn removes_line_starts_of_recorded_lines_only() {
-        let (base, lines) = loop_code();
+        let (mut live, mut original) = fresh_loop();
         // The first instruction of line 1 reported and was disabled; the
         // loop's jump targets and line 2 are still instrumented.
-        let mut live = code(&[(LF, 0), (LINE, 2), (7, 0), (LINE, 1), (LINE, 2)]);
-        let mut original = vec![[LF, 0], [FOR_ITER, 0], [0, 0], [LF, 0], [LF, 0]];
-        let pass = tidy()
-            .remove_recorded(
-                &base,
-                view(&mut live, &mut original, None, US),
-                &lines,
-                |l| l == 1,
-            )
-            .expect("as expected");
-        assert_eq!(
-            pass,
-            LinePass {
-                removed: 2,
-                left: 1
-            }
-        );
+        live[0] = LF;
+        let pass = pass_over_loop(&mut live, &mut original, None, US, |l| l == 1);
+        assert_eq!(pass, Some(counts(2, 1)));
         // The cache counter of FOR_ITER restarts its warm-up, so it
         // specializes again.
         let warmup = COUNTER_WARMUP.to_ne_bytes();
@@ -610,26 +732,18 @@ mod tests {
 
     #[test]
     fn with_other_tools_clears_only_our_bit() {
-        let (base, lines) = loop_code();
-        let mut live = code(&[(LF, 0), (LINE, 2), (7, 0), (LINE, 1), (LINE, 2)]);
-        let mut original = vec![[LF, 0], [FOR_ITER, 0], [0, 0], [LF, 0], [LF, 0]];
+        let (mut live, mut original) = fresh_loop();
+        live[0] = LF;
         let mut tools = vec![0, US | OTHER, 0, US, US | OTHER];
-        let pass = tidy()
-            .remove_recorded(
-                &base,
-                view(&mut live, &mut original, Some(&mut tools), US | OTHER),
-                &lines,
-                |_| true,
-            )
-            .expect("as expected");
-        // The other tool still wants events at units 1 and 4.
-        assert_eq!(
-            pass,
-            LinePass {
-                removed: 1,
-                left: 0
-            }
+        let pass = pass_over_loop(
+            &mut live,
+            &mut original,
+            Some(&mut tools),
+            US | OTHER,
+            |_| true,
         );
+        // The other tool still wants events at units 1 and 4.
+        assert_eq!(pass, Some(counts(1, 0)));
         assert_eq!(tools, vec![0, OTHER, 0, 0, OTHER]);
         assert_eq!(
             live,
@@ -639,66 +753,39 @@ mod tests {
 
     #[test]
     fn leaves_code_instrumented_for_other_tools_alone() {
-        let (base, lines) = loop_code();
-        let fresh = code(&[(LINE, 0), (LINE, 2), (7, 0), (LINE, 1), (LINE, 2)]);
-        let mut live = fresh.clone();
-        let mut original = vec![[LF, 0], [FOR_ITER, 0], [0, 0], [LF, 0], [LF, 0]];
+        let (fresh, _) = fresh_loop();
+        let (mut live, mut original) = fresh_loop();
         // Another tool's LINE events were just added and CPython has not
         // instrumented the code for both yet: no per-unit tool sets.
-        let pass = tidy()
-            .remove_recorded(
-                &base,
-                view(&mut live, &mut original, None, US | OTHER),
-                &lines,
-                |_| true,
-            )
-            .expect("as expected");
-        assert_eq!(pass, LinePass::default());
+        let pass = pass_over_loop(&mut live, &mut original, None, US | OTHER, |_| true);
+        assert_eq!(pass, Some(counts(0, 4)));
         assert_eq!(live, fresh);
         // Instrumentation of another tool under a line start stays.
-        let mut live = fresh.clone();
-        let mut original = vec![[240, 0], [FOR_ITER, 0], [0, 0], [LF, 0], [LF, 0]];
-        let pass = tidy()
-            .remove_recorded(
-                &base,
-                view(&mut live, &mut original, None, US),
-                &lines,
-                |_| true,
-            )
-            .expect("as expected");
-        assert_eq!(
-            pass,
-            LinePass {
-                removed: 3,
-                left: 1
-            }
-        );
+        original[0] = [240, 0];
+        let pass = pass_over_loop(&mut live, &mut original, None, US, |_| true);
+        assert_eq!(pass, Some(counts(3, 0)));
         assert_eq!(live[0], LINE);
     }
 
     #[test]
     fn refuses_data_that_does_not_belong_to_the_code() {
-        let (base, lines) = loop_code();
-        let fresh = code(&[(LINE, 0), (LINE, 2), (7, 0), (LINE, 1), (LINE, 2)]);
+        let (fresh, _) = fresh_loop();
         // A line start standing for another opcode than the code's.
-        let mut live = fresh.clone();
-        let mut original = vec![[LF, 0], [FOR_ITER, 0], [0, 0], [FOR_ITER, 0], [LF, 0]];
-        let refused = tidy().remove_recorded(
-            &base,
-            view(&mut live, &mut original, None, US),
-            &lines,
-            |_| true,
-        );
-        assert_eq!(refused, None);
+        let (mut live, mut original) = fresh_loop();
+        original[3] = [FOR_ITER, 0];
+        let pass = pass_over_loop(&mut live, &mut original, None, US, |_| true);
+        assert_eq!(pass, None);
         assert_eq!(live, fresh, "nothing written before the check failed");
+        // A line start standing for no opcode at all.
+        let (mut live, mut original) = fresh_loop();
+        original[4] = [0, 0];
+        assert_eq!(
+            pass_over_loop(&mut live, &mut original, None, US, |_| true),
+            None
+        );
         // Line data of another length.
-        let mut live = fresh.clone();
-        let mut short = vec![[LF, 0]];
-        let refused =
-            tidy().remove_recorded(&base, view(&mut live, &mut short, None, US), &lines, |_| {
-                true
-            });
-        assert_eq!(refused, None);
+        let pass = pass_over_loop(&mut live, &mut [[LF, 0]], None, US, |_| true);
+        assert_eq!(pass, None);
     }
 
     #[test]
