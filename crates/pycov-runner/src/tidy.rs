@@ -2,11 +2,11 @@
 //! 3.12 and 3.13), from a thread of ours that takes the GIL every so often.
 //! Then every Python thread stands between two instructions, and a pass
 //! rewrites the code objects on the threads' stacks, where the time goes.
-//! The rewriting itself runs no Python code; reading `co_code` and
-//! `co_linetable` before it may (a garbage collection).
 //! (A pending call would run in the main thread, but CPython 3.12 runs one
 //! queued from another thread only when something else interrupts the main
-//! thread: python/cpython#95820.)
+//! thread: python/cpython#95820.) The rewriting itself runs no Python code;
+//! reading `co_code` and `co_linetable` before it may (a garbage
+//! collection).
 //!
 //! Two things slow code down after all its `LINE` events were disabled:
 //! - Line starts that never report. CPython makes every jump target a line
