@@ -371,10 +371,7 @@ fn code_lines(py: Python<'_>, root: &Bound<'_, PyAny>) -> PyResult<LineSet> {
         if is_annotate(&code)? {
             continue;
         }
-        let table = code
-            .getattr(intern!(py, "co_linetable"))?
-            .cast_into::<PyBytes>()?;
-        let first_line: i64 = code.getattr(intern!(py, "co_firstlineno"))?.extract()?;
+        let (table, first_line) = crate::util::line_table(py, &code)?;
         linetable::for_each_line(table.as_bytes(), first_line, |line| {
             if let Some(line) = LineNo::from_i64(line) {
                 lines.insert(line);

@@ -494,6 +494,12 @@ pub(crate) struct LineInstrumentation<'a> {
     pub first_traceable: usize,
 }
 
+/// Where `_co_monitoring` and `_co_firsttraceable` lie in a 3.12/3.13 code
+/// object, counted back from its code units (see
+/// [`with_line_instrumentation`]).
+const MONITORING_BEFORE_CODE: usize = 24;
+const FIRST_TRACEABLE_BEFORE_CODE: usize = 16;
+
 /// The addresses in a code object's `sys.monitoring` data (0 for null),
 /// to check the layout described at [`with_line_instrumentation`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -520,7 +526,10 @@ pub(crate) fn monitoring_pointers(
         // a `_PyCoMonitoringData`, whose five pointers follow the tool sets.
         unsafe {
             let basic_size = usize::try_from((*ffi::Py_TYPE(code.as_ptr())).tp_basicsize).ok()?;
-            let monitoring = object.add(basic_size - 24).cast::<*mut u8>().read();
+            let monitoring = object
+                .add(basic_size - MONITORING_BEFORE_CODE)
+                .cast::<*mut u8>()
+                .read();
             if monitoring.is_null() {
                 return Some(MonitoringPointers::default());
             }
@@ -559,34 +568,33 @@ pub(crate) fn with_line_instrumentation<R>(
     if local_events <= LINE_EVENT_INDEX {
         return None;
     }
+    let pointers = monitoring_pointers(code, local_events)?;
+    if pointers.monitoring == 0 || pointers.lines == 0 {
+        return None;
+    }
     with_adaptive_code(code, |live| {
-        let object = code.as_ptr().cast::<u8>();
-        let pointers = (2 * local_events).next_multiple_of(std::mem::align_of::<*mut u8>());
-        // SAFETY: `with_adaptive_code` checked that `object` is a code object
+        let units = live.len() / 2;
+        let monitoring = pointers.monitoring as *const u8;
+        // SAFETY: `with_adaptive_code` checked that `code` is a code object
         // whose code units start at the type's basic size; on 3.12/3.13 the
         // three pointer-sized fields before them are `_co_monitoring`,
         // `_co_firsttraceable` (an int, padded) and `co_extra`. The
-        // monitoring data, when present, is laid out as described above, its
-        // arrays allocated with one entry per code unit. The GIL is held and
-        // `f` runs no Python code, so nothing else changes them meanwhile.
+        // monitoring data is laid out as described above, its arrays
+        // allocated with one entry per code unit. The GIL is held and `f`
+        // runs no Python code, so nothing else changes them meanwhile.
         unsafe {
             let basic_size = usize::try_from((*ffi::Py_TYPE(code.as_ptr())).tp_basicsize).ok()?;
-            let units = live.len() / 2;
-            let monitoring = object.add(basic_size - 24).cast::<*mut u8>().read();
-            let first_traceable = object.add(basic_size - 16).cast::<c_int>().read();
-            if monitoring.is_null() {
-                return None;
-            }
-            let lines = monitoring.add(pointers + 8).cast::<*mut [u8; 2]>().read();
-            let line_tools = monitoring.add(pointers + 16).cast::<*mut u8>().read();
-            if lines.is_null() {
-                return None;
-            }
+            let first_traceable = code
+                .as_ptr()
+                .cast::<u8>()
+                .add(basic_size - FIRST_TRACEABLE_BEFORE_CODE)
+                .cast::<c_int>()
+                .read();
             Some(f(LineInstrumentation {
                 live,
-                lines: std::slice::from_raw_parts_mut(lines, units),
-                line_tools: (!line_tools.is_null())
-                    .then(|| std::slice::from_raw_parts_mut(line_tools, units)),
+                lines: std::slice::from_raw_parts_mut(pointers.lines as *mut [u8; 2], units),
+                line_tools: (pointers.line_tools != 0)
+                    .then(|| std::slice::from_raw_parts_mut(pointers.line_tools as *mut u8, units)),
                 local_line_tools: monitoring.add(LINE_EVENT_INDEX).read(),
                 active_line_tools: monitoring.add(local_events + LINE_EVENT_INDEX).read(),
                 first_traceable: usize::try_from(first_traceable).ok()?,

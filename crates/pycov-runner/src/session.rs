@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyCode, PyDict, PyString};
+use pyo3::types::{PyCode, PyDict, PyString};
 
 use pycov_core::{Decision, FileId, FileSelector, LineNo, Recorder};
 
@@ -490,10 +490,7 @@ const LINE_DELTA_RANGE: std::ops::RangeInclusive<i64> = -125..=127;
 /// lines compactly (see [`LINE_DELTA_SHIFT`]); `None` if all fit. Units
 /// without a line (or before line 1) map to 0.
 fn long_span_lines(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<Option<Box<[u32]>>> {
-    let table = code
-        .getattr(intern!(py, "co_linetable"))?
-        .cast_into::<PyBytes>()?;
-    let first: i64 = code.getattr(intern!(py, "co_firstlineno"))?.extract()?;
+    let (table, first) = crate::util::line_table(py, code)?;
     let mut unit = 0usize;
     let mut fits = true;
     pycov_analysis::linetable::for_each_range(table.as_bytes(), first, |units, line| {

@@ -274,10 +274,7 @@ impl LineTidy {
 
 /// The line of each code unit of `code`.
 fn unit_lines(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<Vec<Option<i64>>> {
-    let table = code
-        .getattr(intern!(py, "co_linetable"))?
-        .cast_into::<PyBytes>()?;
-    let first: i64 = code.getattr(intern!(py, "co_firstlineno"))?.extract()?;
+    let (table, first) = crate::util::line_table(py, code)?;
     Ok(pycov_analysis::linetable::lines_by_code_unit(
         table.as_bytes(),
         first,

@@ -17,7 +17,7 @@ pub(crate) fn debugging(topic: &str) -> bool {
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyCode, PyTuple};
+use pyo3::types::{PyBytes, PyCode, PyTuple};
 
 /// The code objects directly nested in `code` (its `co_consts`).
 pub(crate) fn nested_code_objects<'py>(
@@ -39,4 +39,17 @@ pub(crate) fn is_annotate(code: &Bound<'_, PyAny>) -> PyResult<bool> {
     let py = code.py();
     code.getattr(intern!(py, "co_name"))?
         .eq(intern!(py, "__annotate__"))
+}
+
+/// A code object's `co_linetable` and `co_firstlineno`, what
+/// `pycov_analysis::linetable` reads lines from.
+pub(crate) fn line_table<'py>(
+    py: Python<'py>,
+    code: &Bound<'py, PyAny>,
+) -> PyResult<(Bound<'py, PyBytes>, i64)> {
+    let table = code
+        .getattr(intern!(py, "co_linetable"))?
+        .cast_into::<PyBytes>()?;
+    let first: i64 = code.getattr(intern!(py, "co_firstlineno"))?.extract()?;
+    Ok((table, first))
 }
