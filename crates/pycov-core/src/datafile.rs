@@ -567,18 +567,29 @@ pub fn read_into(
     merge_encoded(&bytes, path, into)
 }
 
-/// Writes `data` to `path` atomically: into a temporary file beside it, then
-/// renamed over it, so readers never see a half-written file.
+/// Writes `data` to `path` atomically: into a temporary file beside it,
+/// flushed to disk, then renamed over it, so readers never see a
+/// half-written file. For data whose sources go away next (`combine`).
 pub fn write(path: &Path, data: &CoverageData) -> Result<(), DataFileError> {
+    write_data(path, data, true)
+}
+
+/// Like [`write`] without waiting for the disk: for the data a run
+/// measured, which is written at every process exit (coverage.py also
+/// writes it with SQLite's `synchronous=off`). Readers still never see a
+/// half-written file; only an operating system crash can lose it.
+pub fn write_unsynced(path: &Path, data: &CoverageData) -> Result<(), DataFileError> {
+    write_data(path, data, false)
+}
+
+fn write_data(path: &Path, data: &CoverageData, sync: bool) -> Result<(), DataFileError> {
+    let fail = |source| DataFileError::Write {
+        path: path.to_owned(),
+        source,
+    };
     let mut bytes = Vec::new();
-    encode(data, &mut bytes).map_err(|source| DataFileError::Write {
-        path: path.to_owned(),
-        source,
-    })?;
-    write_atomically(path, &bytes).map_err(|source| DataFileError::Write {
-        path: path.to_owned(),
-        source,
-    })
+    encode(data, &mut bytes).map_err(fail)?;
+    replace_file(path, &bytes, sync).map_err(fail)
 }
 
 /// Writes `bytes` to `path` through a temporary file, flushed to disk, and

@@ -625,7 +625,13 @@ fn finish(py: Python<'_>) -> Option<Saved> {
         warnings.clear();
     }
     timing::start("write");
-    let error = datafile::write(&plan.data_file, &data).err();
+    // Children's files are removed next: their data must be on disk first.
+    let written = if absorbed.is_empty() {
+        datafile::write_unsynced(&plan.data_file, &data)
+    } else {
+        datafile::write(&plan.data_file, &data)
+    };
+    let error = written.err();
     if error.is_none() {
         for child in absorbed {
             if let Err(err) = std::fs::remove_file(&child) {

@@ -24,7 +24,7 @@ compile_error!("pycov packs a generation and a file id into co_extra and needs 6
 
 static NEXT_GENERATION: AtomicU32 = AtomicU32::new(1);
 
-use crate::util::{is_annotate, lock, nested_code_objects};
+use crate::util::{is_annotate, lock, nested_code_objects, AddressMap};
 
 /// A decision cached under a filename object's address, with the object
 /// kept alive so the address cannot be reused.
@@ -60,7 +60,7 @@ pub(crate) struct Session {
     extra_index: isize,
     monitoring: Option<MonitoringHandles>,
     /// Decisions by filename object (kept alive, so the address is stable).
-    by_object: Mutex<HashMap<usize, KeptDecision>>,
+    by_object: Mutex<AddressMap<KeptDecision>>,
     /// Decisions by filename text.
     by_name: Mutex<HashMap<String, Option<FileId>>>,
     /// Real paths of the directories files were found in.
@@ -72,7 +72,7 @@ pub(crate) struct Session {
     /// For code objects measured through `INSTRUCTION` events: their file and
     /// the line of each code unit, by code object address (kept alive in
     /// `instrumented`).
-    instruction_lines: Mutex<HashMap<usize, UnitLines>>,
+    instruction_lines: Mutex<AddressMap<UnitLines>>,
     /// `--source` packages some measured module belonged to.
     matched_packages: Mutex<HashSet<String>>,
     /// Errors raised inside callbacks (never passed on to the program).
@@ -92,12 +92,12 @@ impl Session {
             generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
             extra_index: ffi::code_extra_index()?,
             monitoring: None,
-            by_object: Mutex::new(HashMap::new()),
+            by_object: Mutex::new(AddressMap::default()),
             by_name: Mutex::new(HashMap::new()),
             real_dirs: Mutex::new(HashMap::new()),
             module_code: Mutex::new(HashMap::new()),
             instrumented: Mutex::new(Vec::new()),
-            instruction_lines: Mutex::new(HashMap::new()),
+            instruction_lines: Mutex::new(AddressMap::default()),
             matched_packages: Mutex::new(HashSet::new()),
             callback_errors: Mutex::new(Vec::new()),
             tidy: None,
@@ -486,10 +486,19 @@ impl Session {
 const LINE_DELTA_SHIFT: usize = 4;
 const LINE_DELTA_RANGE: std::ops::RangeInclusive<i64> = -125..=127;
 
+/// Line tables shorter than this are not checked: should some line not fit,
+/// the scan CPython makes for it covers at most this many bytes (about a
+/// microsecond), and checking would cost more than it could save. Most code
+/// objects are this small (a generated 30-line function: 250 bytes).
+const SHORT_LINE_TABLE: usize = 1024;
+
 /// The line of each code unit of `code` if CPython cannot store some of its
-/// lines compactly (see [`LINE_DELTA_SHIFT`]); `None` if all fit. Units
-/// without a line (or before line 1) map to 0.
+/// lines compactly (see [`LINE_DELTA_SHIFT`]) and looking them up would be
+/// slow; `None` otherwise. Units without a line (or before line 1) map to 0.
 fn long_span_lines(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<Option<Box<[u32]>>> {
+    if crate::util::line_table_bytes(py, code)?.as_bytes().len() < SHORT_LINE_TABLE {
+        return Ok(None);
+    }
     let (table, first) = crate::util::line_table(py, code)?;
     let mut unit = 0usize;
     let mut fits = true;

@@ -20,7 +20,6 @@
 //!   as CPython does when a callback returns `DISABLE` there.
 //! - Python 3.12: superinstructions split by instrumentation (see `fusion`).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -35,7 +34,7 @@ use pyo3::types::{PyBytes, PyDict};
 use crate::ffi::{self, LineInstrumentation, MonitoringPointers, LINE_EVENT_INDEX};
 use crate::fusion::OpcodeTable;
 use crate::opcodes::{instruction_offsets, Opcodes};
-use crate::util::lock;
+use crate::util::{lock, AddressMap};
 
 /// A function with a loop inside one line, to check the layout of the
 /// `LINE` instrumentation against what the interpreter itself made.
@@ -323,7 +322,7 @@ pub(crate) struct Tidy {
     instrumented_line: u8,
     /// Code objects (by address) with nothing left to do. A new code object
     /// at the same address most likely fails the sentinels' check.
-    done: Mutex<HashMap<usize, Sentinels>>,
+    done: Mutex<AddressMap<Sentinels>>,
     /// Set when a code object did not look as expected: then nothing more is
     /// touched.
     given_up: AtomicBool,
@@ -343,7 +342,7 @@ impl Tidy {
             lines,
             fusing,
             instrumented_line: opcodes.instrumented_line,
-            done: Mutex::new(HashMap::new()),
+            done: Mutex::new(AddressMap::default()),
             given_up: AtomicBool::new(false),
         })
     }

@@ -10,6 +10,11 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// A map keyed by object addresses, looked up inside callbacks: hashed with
+/// foldhash, as SipHash (resistance to chosen keys, needless for addresses)
+/// costs more than the rest of the lookup.
+pub(crate) type AddressMap<V> = std::collections::HashMap<usize, V, foldhash::fast::RandomState>;
+
 /// Whether `PYCOV_DEBUG` (comma-separated) names `topic`.
 pub(crate) fn debugging(topic: &str) -> bool {
     std::env::var("PYCOV_DEBUG").is_ok_and(|v| v.split(',').any(|item| item.trim() == topic))
@@ -47,9 +52,16 @@ pub(crate) fn line_table<'py>(
     py: Python<'py>,
     code: &Bound<'py, PyAny>,
 ) -> PyResult<(Bound<'py, PyBytes>, i64)> {
-    let table = code
-        .getattr(intern!(py, "co_linetable"))?
-        .cast_into::<PyBytes>()?;
     let first: i64 = code.getattr(intern!(py, "co_firstlineno"))?.extract()?;
-    Ok((table, first))
+    Ok((line_table_bytes(py, code)?, first))
+}
+
+/// A code object's `co_linetable` alone.
+pub(crate) fn line_table_bytes<'py>(
+    py: Python<'py>,
+    code: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    Ok(code
+        .getattr(intern!(py, "co_linetable"))?
+        .cast_into::<PyBytes>()?)
 }
