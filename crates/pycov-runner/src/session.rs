@@ -514,11 +514,12 @@ fn long_span_lines(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<Option<B
     if fits {
         return Ok(None);
     }
-    let lines = pycov_analysis::linetable::lines_by_code_unit(table.as_bytes(), first)
-        .into_iter()
-        .map(|line| line.and_then(|l| u32::try_from(l).ok()).unwrap_or(0))
-        .collect();
-    Ok(Some(lines))
+    let mut lines = Vec::with_capacity(unit);
+    pycov_analysis::linetable::for_each_range(table.as_bytes(), first, |units, line| {
+        let line = line.and_then(|l| u32::try_from(l).ok()).unwrap_or(0);
+        lines.resize(lines.len() + units, line);
+    });
+    Ok(Some(lines.into_boxed_slice()))
 }
 
 /// coverage.py's `name_for_module`: the module name of the code running in
