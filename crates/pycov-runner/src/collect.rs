@@ -96,13 +96,13 @@ pub(crate) fn collect(
                             describe(&work, module_code.is_some(), codes.len(), trusted)
                         );
                     }
-                    // The workers outlive the loop, so sending cannot fail.
-                    let _ = sender.send(Job {
+                    let job = Job {
                         path: path.to_owned(),
                         hash,
                         work,
                         raw_executed: Some(file.executed()),
-                    });
+                    };
+                    submit(job, &sender, exclude, cache, &results);
                 }
                 Err(problem) => {
                     prepare_warnings.push(format!("{path}: {problem}; its coverage is not saved"))
@@ -122,12 +122,13 @@ pub(crate) fn collect(
                             describe(&work, false, 0, false)
                         );
                     }
-                    let _ = sender.send(Job {
+                    let job = Job {
                         path: key.to_owned(),
                         hash,
                         work,
                         raw_executed: None,
-                    });
+                    };
+                    submit(job, &sender, exclude, cache, &results);
                 }
                 Err(problem) => prepare_warnings.push(format!("{key}: {problem}; it is left out")),
             }
@@ -195,31 +196,59 @@ fn drain(
             Err(_) => return,
         };
         let Ok(job) = job else { return };
-        let executed = job.raw_executed.is_some();
-        let analysis = match job.work {
-            Work::Cached(analysis) => Ok(analysis),
-            Work::Analyze { text, code_lines } => analyze(&text, &code_lines, exclude)
-                .inspect(|analysis| {
-                    if let Some(cache) = cache {
-                        cache.put(&job.hash, analysis);
-                    }
-                })
-                .map_err(|e| format!("couldn't parse it as Python ({e})")),
-        };
-        let result = analysis.map(|analysis| FileCoverage {
-            source_hash: job.hash,
-            executed: job
-                .raw_executed
-                .as_ref()
-                .map_or_else(LineSet::new, |raw| analysis.executed(raw)),
-            statements: analysis.statements,
-            excluded: analysis.excluded,
-            line_count: analysis.line_count,
-            regions: analysis.regions,
-        });
-        if let Ok(mut results) = results.lock() {
-            results.push((job.path, result, executed));
-        }
+        finish_into(job, exclude, cache, results);
+    }
+}
+
+/// Hands `job` to the workers, or finishes it here when its analysis is
+/// cached: that takes microseconds, less than waking a worker.
+fn submit(
+    job: Job,
+    workers: &mpsc::Sender<Job>,
+    exclude: &ExcludeRules,
+    cache: Option<&AnalysisCache>,
+    results: &Mutex<Vec<JobResult>>,
+) {
+    if matches!(job.work, Work::Analyze { .. }) {
+        // The workers outlive the loop, so sending cannot fail.
+        let _ = workers.send(job);
+        return;
+    }
+    finish_into(job, exclude, cache, results);
+}
+
+/// Works out the coverage of one file, from its analysis (made now, or
+/// cached), into `results`.
+fn finish_into(
+    job: Job,
+    exclude: &ExcludeRules,
+    cache: Option<&AnalysisCache>,
+    results: &Mutex<Vec<JobResult>>,
+) {
+    let executed = job.raw_executed.is_some();
+    let analysis = match job.work {
+        Work::Cached(analysis) => Ok(analysis),
+        Work::Analyze { text, code_lines } => analyze(&text, &code_lines, exclude)
+            .inspect(|analysis| {
+                if let Some(cache) = cache {
+                    cache.put(&job.hash, analysis);
+                }
+            })
+            .map_err(|e| format!("couldn't parse it as Python ({e})")),
+    };
+    let result = analysis.map(|analysis| FileCoverage {
+        source_hash: job.hash,
+        executed: job
+            .raw_executed
+            .as_ref()
+            .map_or_else(LineSet::new, |raw| analysis.executed(raw)),
+        statements: analysis.statements,
+        excluded: analysis.excluded,
+        line_count: analysis.line_count,
+        regions: analysis.regions,
+    });
+    if let Ok(mut results) = results.lock() {
+        results.push((job.path, result, executed));
     }
 }
 
