@@ -407,8 +407,9 @@ pub(crate) fn running_code_objects(py: Python<'_>, per_thread: usize) -> Vec<Bou
     // main interpreter stay linked while we walk them: Python threads delete
     // their own state holding the GIL (a C extension could delete another
     // thread's state without it, which the interpreter's own walks through
-    // `PyInterpreterState_ThreadHead` would not survive either). Every frame and code pointer comes with a
-    // new reference, which we release or hand to a `Bound`.
+    // `PyInterpreterState_ThreadHead` would not survive either). Every frame
+    // and code pointer comes with a new reference, which we release or hand
+    // to a `Bound`.
     unsafe {
         let mut thread = ffi::PyInterpreterState_ThreadHead(ffi::PyInterpreterState_Main());
         while !thread.is_null() {

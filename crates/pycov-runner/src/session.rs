@@ -487,8 +487,8 @@ const LINE_DELTA_SHIFT: usize = 4;
 const LINE_DELTA_RANGE: std::ops::RangeInclusive<i64> = -125..=127;
 
 /// Line tables shorter than this are not checked: should some line not fit,
-/// the scan CPython makes for it covers at most this many bytes (about a
-/// microsecond), and checking would cost more than it could save. Most code
+/// the scan CPython makes for it at each of its events covers at most this
+/// many bytes (microseconds), and checking would cost more than it saves. Most code
 /// objects are this small (a generated 30-line function: 250 bytes).
 const SHORT_LINE_TABLE: usize = 1024;
 
@@ -496,10 +496,11 @@ const SHORT_LINE_TABLE: usize = 1024;
 /// lines compactly (see [`LINE_DELTA_SHIFT`]) and looking them up would be
 /// slow; `None` otherwise. Units without a line (or before line 1) map to 0.
 fn long_span_lines(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<Option<Box<[u32]>>> {
-    if crate::util::line_table_bytes(py, code)?.as_bytes().len() < SHORT_LINE_TABLE {
+    let table = crate::util::line_table_bytes(py, code)?;
+    if table.as_bytes().len() < SHORT_LINE_TABLE {
         return Ok(None);
     }
-    let (table, first) = crate::util::line_table(py, code)?;
+    let first = crate::util::first_line(py, code)?;
     let mut unit = 0usize;
     let mut fits = true;
     pycov_analysis::linetable::for_each_range(table.as_bytes(), first, |units, line| {

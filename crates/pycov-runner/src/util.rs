@@ -52,8 +52,12 @@ pub(crate) fn line_table<'py>(
     py: Python<'py>,
     code: &Bound<'py, PyAny>,
 ) -> PyResult<(Bound<'py, PyBytes>, i64)> {
-    let first: i64 = code.getattr(intern!(py, "co_firstlineno"))?.extract()?;
-    Ok((line_table_bytes(py, code)?, first))
+    Ok((line_table_bytes(py, code)?, first_line(py, code)?))
+}
+
+/// A code object's `co_firstlineno`.
+pub(crate) fn first_line(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<i64> {
+    code.getattr(intern!(py, "co_firstlineno"))?.extract()
 }
 
 /// A code object's `co_linetable` alone.
