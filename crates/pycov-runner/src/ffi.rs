@@ -396,11 +396,26 @@ pub(crate) fn tidy_for_active_session(py: Python<'_>) {
     }
 }
 
+/// Whether `object` is immortal (3.12+): shared by every interpreter, as
+/// the code objects of deep-frozen standard modules are.
+pub(crate) fn is_immortal(object: &Bound<'_, PyAny>) -> bool {
+    // Immortal objects keep a negative low half of the count.
+    // SAFETY: a live object (bound), GIL held.
+    (unsafe { ffi::Py_REFCNT(object.as_ptr()) } as i32) < 0
+}
+
+/// A code object running on some thread, with the globals of (one of) the
+/// frames running it.
+pub(crate) struct RunningCode<'py> {
+    pub code: Bound<'py, PyAny>,
+    pub globals: Option<Bound<'py, PyAny>>,
+}
+
 /// The code objects of the top `per_thread` frames of each thread of the
 /// main interpreter, each once, found without running Python code or
 /// raising audit events. Immortal code objects are left out: other
 /// interpreters, with GILs of their own, may be running them.
-pub(crate) fn running_code_objects(py: Python<'_>, per_thread: usize) -> Vec<Bound<'_, PyAny>> {
+pub(crate) fn running_code_objects(py: Python<'_>, per_thread: usize) -> Vec<RunningCode<'_>> {
     let mut seen = std::collections::HashSet::new();
     let mut codes = Vec::new();
     // SAFETY: the GIL is held (we have `py`), so the thread states of the
@@ -408,8 +423,8 @@ pub(crate) fn running_code_objects(py: Python<'_>, per_thread: usize) -> Vec<Bou
     // their own state holding the GIL (a C extension could delete another
     // thread's state without it, which the interpreter's own walks through
     // `PyInterpreterState_ThreadHead` would not survive either). Every frame
-    // and code pointer comes with a new reference, which we release or hand
-    // to a `Bound`.
+    // and code pointer (and globals, unless null) comes with a new
+    // reference, which we release or hand to a `Bound`.
     unsafe {
         let mut thread = ffi::PyInterpreterState_ThreadHead(ffi::PyInterpreterState_Main());
         while !thread.is_null() {
@@ -417,10 +432,10 @@ pub(crate) fn running_code_objects(py: Python<'_>, per_thread: usize) -> Vec<Bou
             let mut depth = 0;
             while !frame.is_null() && depth < per_thread {
                 let code = Bound::from_owned_ptr(py, ffi::PyFrame_GetCode(frame).cast());
-                // Immortal objects keep a negative low half of the count.
-                let immortal = (ffi::Py_REFCNT(code.as_ptr()) as i32) < 0;
-                if !immortal && seen.insert(code.as_ptr() as usize) {
-                    codes.push(code);
+                if !is_immortal(&code) && seen.insert(code.as_ptr() as usize) {
+                    let globals = ffi::PyFrame_GetGlobals(frame);
+                    let globals = (!globals.is_null()).then(|| Bound::from_owned_ptr(py, globals));
+                    codes.push(RunningCode { code, globals });
                 }
                 let back = ffi::PyFrame_GetBack(frame);
                 ffi::Py_DecRef(frame.cast());

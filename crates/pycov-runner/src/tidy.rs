@@ -1,7 +1,9 @@
 //! Puts code that already reported its lines back to plain speed (Python
 //! 3.12 and 3.13), from a thread of ours that takes the GIL every so often.
 //! Then every Python thread stands between two instructions, and a pass
-//! rewrites the code objects on the threads' stacks, where the time goes.
+//! rewrites the code objects on the threads' stacks, where the time goes,
+//! and, for measured code there, the code it calls in its loops (see
+//! [`neighbourhood`]).
 //! (A pending call would run in the main thread, but CPython 3.12 runs one
 //! queued from another thread only when something else interrupts the main
 //! thread: python/cpython#95820.) The rewriting itself runs no Python code;
@@ -29,7 +31,7 @@ use std::time::Duration;
 use pycov_core::{LineNo, RecordedFile};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::{PyBytes, PyDict, PyFunction};
 
 use crate::ffi::{self, LineInstrumentation, MonitoringPointers, LINE_EVENT_INDEX};
 use crate::fusion::OpcodeTable;
@@ -48,11 +50,67 @@ const COUNTER_WARMUP: u16 = (1 << 4) | 1;
 /// How many frames of each thread's stack a pass looks at, from the top.
 const FRAMES_PER_THREAD: usize = 64;
 
+/// A running code object and, when it is measured, the code it is likely
+/// to be calling in a loop: the code objects nested in it (a generator
+/// expression, a `key=` lambda, a callback defined inside it) and the
+/// functions its global names refer to. Those spend most of their time off
+/// the stack, between calls, where a pass would rarely find them. Each
+/// code object once per pass (`seen`); immortal ones are left out, as in
+/// [`ffi::running_code_objects`].
+fn neighbourhood<'py, 's>(
+    py: Python<'py>,
+    running: ffi::RunningCode<'py>,
+    kind_of: &impl Fn(&Bound<'_, PyAny>) -> CodeKind<'s>,
+    seen: &mut std::collections::HashSet<usize>,
+) -> Vec<Bound<'py, PyAny>> {
+    let ffi::RunningCode { code, globals } = running;
+    if !seen.insert(code.as_ptr() as usize) {
+        return Vec::new();
+    }
+    let measured = matches!(kind_of(&code), CodeKind::Measured(_));
+    let mut found = vec![code.clone()];
+    if !measured {
+        return found;
+    }
+    let mut nested = vec![code.clone()];
+    while let Some(outer) = nested.pop() {
+        for inner in crate::util::nested_code_objects(&outer).unwrap_or_default() {
+            if !ffi::is_immortal(&inner) && seen.insert(inner.as_ptr() as usize) {
+                nested.push(inner.clone());
+                found.push(inner);
+            }
+        }
+    }
+    let (Some(globals), Ok(names)) = (
+        globals.and_then(|g| g.cast_into::<PyDict>().ok()),
+        code.getattr(intern!(py, "co_names")),
+    ) else {
+        return found;
+    };
+    for name in names.try_iter().into_iter().flatten().flatten() {
+        let Ok(Some(value)) = globals.get_item(&name) else {
+            continue;
+        };
+        if !value.is_instance_of::<PyFunction>() {
+            continue;
+        }
+        if let Ok(callee) = value.getattr(intern!(py, "__code__")) {
+            if !ffi::is_immortal(&callee) && seen.insert(callee.as_ptr() as usize) {
+                found.push(callee);
+            }
+        }
+    }
+    found
+}
+
 /// The first wait between passes, and the longest: the wait doubles after
-/// each pass. Each pass makes the program's threads hand over the GIL; a
-/// pass every 10 ms cost a 0.5 s test suite more than it gained.
+/// each pass. Each pass makes the program's threads hand over the GIL,
+/// about 0.2 ms in all (a pass itself takes 0.1-0.2 ms, `PYCOV_DEBUG=timing`
+/// counts them): a pass every 20 ms made a 2 s test suite 1 % slower, one
+/// every 160 ms costs 0.1 %, and code a program turns to is back at plain
+/// speed within 160 ms.
 const FIRST_WAIT: Duration = Duration::from_millis(20);
-const LONGEST_WAIT: Duration = Duration::from_millis(640);
+const LONGEST_WAIT: Duration = Duration::from_millis(160);
 
 /// Removing `LINE` instrumentation that has served.
 #[derive(Debug, Clone)]
@@ -357,31 +415,42 @@ impl Tidy {
         if self.given_up.load(Ordering::Relaxed) {
             return;
         }
-        for code in ffi::running_code_objects(py, FRAMES_PER_THREAD) {
-            let kind = kind_of(&code);
-            if matches!(kind, CodeKind::Leave) {
-                continue;
-            }
-            let address = code.as_ptr() as usize;
-            let done = lock(&self.done).get(&address).copied();
-            if let Some(sentinels) = done {
-                if self.intact(&code, sentinels) {
-                    continue;
-                }
-            }
-            match self.tidy_code(py, &code, kind) {
-                Outcome::Settled(sentinels) => {
-                    lock(&self.done).insert(address, sentinels);
-                }
-                Outcome::Unsettled => {
-                    lock(&self.done).remove(&address);
-                }
-                Outcome::Unexpected => {
-                    self.given_up.store(true, Ordering::Relaxed);
+        let mut seen = std::collections::HashSet::new();
+        for running in ffi::running_code_objects(py, FRAMES_PER_THREAD) {
+            for code in neighbourhood(py, running, &kind_of, &mut seen) {
+                if !self.tidy_one(py, &code, kind_of(&code)) {
                     return;
                 }
             }
         }
+    }
+
+    /// Tidies `code` unless it is settled and intact; false once a code
+    /// object did not look as expected (then nothing more is touched).
+    fn tidy_one(&self, py: Python<'_>, code: &Bound<'_, PyAny>, kind: CodeKind<'_>) -> bool {
+        if matches!(kind, CodeKind::Leave) {
+            return true;
+        }
+        let address = code.as_ptr() as usize;
+        let done = lock(&self.done).get(&address).copied();
+        if let Some(sentinels) = done {
+            if self.intact(code, sentinels) {
+                return true;
+            }
+        }
+        match self.tidy_code(py, code, kind) {
+            Outcome::Settled(sentinels) => {
+                lock(&self.done).insert(address, sentinels);
+            }
+            Outcome::Unsettled => {
+                lock(&self.done).remove(&address);
+            }
+            Outcome::Unexpected => {
+                self.given_up.store(true, Ordering::Relaxed);
+                return false;
+            }
+        }
+        true
     }
 
     /// Whether a settled code object still looks as a pass left it.
@@ -589,7 +658,9 @@ impl TidyTimer {
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(wait) {
                     Python::try_attach(|py| {
                         if !thread_stopping.load(Ordering::Acquire) {
+                            let started = std::time::Instant::now();
                             ffi::tidy_for_active_session(py);
+                            crate::timing::tidy_pass(started.elapsed());
                         }
                     });
                     wait = (wait * 2).min(LONGEST_WAIT);
