@@ -127,3 +127,45 @@ def test_tidying_goes_on_after_a_fork(python, tmp_path):
     result = python.pycov(["run", "--data-file", "data.pycov", "forks.py"], tmp_path)
     # No "multi-threaded fork" warning: the thread stops across the fork.
     assert (result.returncode, result.stdout, result.stderr) == (0, "[]\n", "")
+
+
+CALLEES = PENDING + """
+
+def helper(data):
+    return sum([x for x in data if x & 1])
+
+
+def driver():
+    spread = lambda data: [x for x in data if x > 1]
+    helper(DATA)
+    helper_pending = pending(helper) != []
+    spread(DATA)
+    print("before", helper_pending, pending(spread) != [])
+    deadline = time.monotonic() + (20 if MONITORING else 0.05)
+    # Busy in this function alone: when a pass comes, neither helper nor
+    # spread is on the stack, only the function that calls them.
+    while True:
+        for _ in range(100000):
+            pass
+        if time.monotonic() > deadline or not (pending(helper) or pending(spread)):
+            break
+    print("after", pending(helper), pending(spread))
+
+
+DATA = list(range(10))
+driver()
+"""
+
+
+def test_code_a_running_function_calls_is_tidied_too(python, tmp_path):
+    write(tmp_path / "callees.py", CALLEES)
+    result = python.pycov(["run", "--data-file", "data.pycov", "callees.py"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    monitoring = python.info >= (3, 12)
+    # A global function and a lambda defined in the running function.
+    assert result.stdout.splitlines() == [
+        f"before {monitoring} {monitoring}",
+        "after [] []",
+    ]
+    _, missing = file_lines(python.pycov_json(tmp_path, "data.pycov"), "callees.py")
+    assert missing == []

@@ -64,12 +64,12 @@ fn neighbourhood<'py, 's>(
     seen: &mut std::collections::HashSet<usize>,
 ) -> Vec<Bound<'py, PyAny>> {
     let ffi::RunningCode { code, globals } = running;
-    if !seen.insert(code.as_ptr() as usize) {
-        return Vec::new();
+    // Already found as another's neighbour, it still has its own.
+    let mut found = Vec::new();
+    if seen.insert(code.as_ptr() as usize) {
+        found.push(code.clone());
     }
-    let measured = matches!(kind_of(&code), CodeKind::Measured(_));
-    let mut found = vec![code.clone()];
-    if !measured {
+    if !matches!(kind_of(&code), CodeKind::Measured(_)) {
         return found;
     }
     let mut nested = vec![code.clone()];
