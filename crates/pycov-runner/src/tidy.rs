@@ -50,26 +50,22 @@ const COUNTER_WARMUP: u16 = (1 << 4) | 1;
 /// How many frames of each thread's stack a pass looks at, from the top.
 const FRAMES_PER_THREAD: usize = 64;
 
-/// A running code object and, when it is measured, the code it is likely
-/// to be calling in a loop: the code objects nested in it (a generator
+/// When a running code object is measured, the code it is likely to be
+/// calling in a loop: the code objects nested in it (a generator
 /// expression, a `key=` lambda, a callback defined inside it) and the
 /// functions its global names refer to. Those spend most of their time off
 /// the stack, between calls, where a pass would rarely find them. Each
 /// code object once per pass (`seen`); immortal ones are left out, as in
 /// [`ffi::running_code_objects`].
-fn neighbourhood<'py, 's>(
+fn neighbourhood<'py>(
     py: Python<'py>,
     running: ffi::RunningCode<'py>,
-    kind_of: &impl Fn(&Bound<'_, PyAny>) -> CodeKind<'s>,
+    measured: bool,
     seen: &mut std::collections::HashSet<usize>,
 ) -> Vec<Bound<'py, PyAny>> {
     let ffi::RunningCode { code, globals } = running;
-    // Already found as another's neighbour, it still has its own.
     let mut found = Vec::new();
-    if seen.insert(code.as_ptr() as usize) {
-        found.push(code.clone());
-    }
-    if !matches!(kind_of(&code), CodeKind::Measured(_)) {
+    if !measured {
         return found;
     }
     let mut nested = vec![code.clone()];
@@ -417,7 +413,15 @@ impl Tidy {
         }
         let mut seen = std::collections::HashSet::new();
         for running in ffi::running_code_objects(py, FRAMES_PER_THREAD) {
-            for code in neighbourhood(py, running, &kind_of, &mut seen) {
+            let kind = kind_of(&running.code);
+            let measured = matches!(kind, CodeKind::Measured(_));
+            // Already found as another's neighbour, it still has its own.
+            if seen.insert(running.code.as_ptr() as usize)
+                && !self.tidy_one(py, &running.code, kind)
+            {
+                return;
+            }
+            for code in neighbourhood(py, running, measured, &mut seen) {
                 if !self.tidy_one(py, &code, kind_of(&code)) {
                     return;
                 }
