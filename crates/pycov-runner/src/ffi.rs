@@ -620,6 +620,70 @@ pub(crate) fn with_line_instrumentation<R>(
     .flatten()
 }
 
+/// A 3.12/3.13 code object's `_co_firsttraceable`: the code unit where
+/// tracing starts (see [`with_line_instrumentation`]).
+pub(crate) fn first_traceable(code: &Bound<'_, PyAny>) -> Option<usize> {
+    with_adaptive_code(code, |_| {
+        // SAFETY: as in `with_line_instrumentation`: the int read lies within
+        // the code object, three pointer-sized fields before its code units.
+        let first = unsafe {
+            let basic_size = usize::try_from((*ffi::Py_TYPE(code.as_ptr())).tp_basicsize).ok()?;
+            code.as_ptr()
+                .cast::<u8>()
+                .add(basic_size - FIRST_TRACEABLE_BEFORE_CODE)
+                .cast::<c_int>()
+                .read()
+        };
+        usize::try_from(first).ok()
+    })
+    .flatten()
+}
+
+/// Gives `code`, whose `sys.monitoring` data CPython has allocated but
+/// which has no line data yet, the line data `lines` (one entry per code
+/// unit, laid out as described at [`with_line_instrumentation`]). CPython
+/// uses it from then on and frees it with the code object. Returns whether
+/// it was written.
+pub(crate) fn install_line_data(
+    code: &Bound<'_, PyAny>,
+    local_events: usize,
+    lines: &[[u8; 2]],
+) -> bool {
+    let Some(pointers) = monitoring_pointers(code, local_events) else {
+        return false;
+    };
+    if pointers.monitoring == 0 || pointers.lines != 0 {
+        return false;
+    }
+    with_adaptive_code(code, |live| {
+        if live.len() != 2 * lines.len() {
+            return false;
+        }
+        let offset = (2 * local_events).next_multiple_of(std::mem::align_of::<*mut u8>());
+        // SAFETY: the GIL is held. `_co_monitoring` points to CPython's
+        // `_PyCoMonitoringData` (non-null, checked above), whose `lines`
+        // pointer, null now, follows the tool sets and `tools`
+        // (`monitoring_pointers` reads it at the same place). CPython frees
+        // `lines` with `PyMem_Free`, so it is allocated with `PyMem_Malloc`,
+        // two bytes per code unit as CPython allocates it. Nothing runs
+        // between the check and the write.
+        unsafe {
+            let bytes = std::mem::size_of_val(lines);
+            let data = ffi::PyMem_Malloc(bytes).cast::<u8>();
+            if data.is_null() {
+                return false;
+            }
+            std::ptr::copy_nonoverlapping(lines.as_ptr().cast::<u8>(), data, bytes);
+            (pointers.monitoring as *mut u8)
+                .add(offset + std::mem::size_of::<*mut u8>())
+                .cast::<*mut u8>()
+                .write(data);
+        }
+        true
+    })
+    .unwrap_or(false)
+}
+
 /// The frame of the Python code currently running, if any.
 pub(crate) fn current_frame(py: Python<'_>) -> Option<Bound<'_, PyAny>> {
     // SAFETY: GIL held (we have `py`); the result is a borrowed reference.

@@ -102,6 +102,11 @@ impl OpcodeTable {
         table.matches_fresh_code(base, &live).then_some(table)
     }
 
+    /// Each fused opcode with the base opcode it stands for.
+    pub(crate) fn fused_opcodes(&self) -> impl Iterator<Item = (u8, u8)> + '_ {
+        self.pairs.iter().map(|&(first, _, fused)| (fused, first))
+    }
+
     fn fused(&self, first: u8, second: u8) -> Option<u8> {
         self.pairs
             .iter()

@@ -20,6 +20,7 @@ mod cache;
 mod collect;
 mod ffi;
 mod fusion;
+mod linedata;
 mod opcodes;
 mod program;
 mod session;
@@ -640,6 +641,7 @@ fn finish(py: Python<'_>) -> Option<Saved> {
         }
     }
     timing::report(data.len());
+    session.report_line_data();
     Some(Saved {
         files: data.len(),
         warnings,

@@ -72,6 +72,13 @@ impl Opcodes {
         }))
     }
 
+    /// Every opcode's name and number.
+    pub(crate) fn numbers(&self) -> impl Iterator<Item = (&str, u8)> + '_ {
+        self.numbers
+            .iter()
+            .map(|(name, &number)| (name.as_str(), number))
+    }
+
     /// The number of the opcode called `name`.
     pub(crate) fn number(&self, name: &str) -> Option<u8> {
         self.numbers.get(name).copied()

@@ -14,6 +14,7 @@ use pyo3::types::{PyCode, PyDict, PyString};
 use pycov_core::{Decision, FileId, FileSelector, LineNo, Recorder};
 
 use crate::ffi;
+use crate::linedata::LineData;
 use crate::tidy::{CodeKind, Tidy};
 
 /// The low half of a cached decision for code that is not measured.
@@ -79,6 +80,8 @@ pub(crate) struct Session {
     callback_errors: Mutex<Vec<String>>,
     /// Python 3.12/3.13: putting running code back to plain speed.
     tidy: Option<Tidy>,
+    /// Line data written ahead of CPython (see `linedata`), with our tool id.
+    line_data: Option<(LineData, u8)>,
 }
 
 impl Session {
@@ -101,11 +104,23 @@ impl Session {
             matched_packages: Mutex::new(HashSet::new()),
             callback_errors: Mutex::new(Vec::new()),
             tidy: None,
+            line_data: None,
         })
     }
 
     pub(crate) fn set_tidy(&mut self, tidy: Tidy) {
         self.tidy = Some(tidy);
+    }
+
+    pub(crate) fn set_line_data(&mut self, data: LineData, tool_id: u8) {
+        self.line_data = Some((data, tool_id));
+    }
+
+    /// `PYCOV_DEBUG=linedata`: what writing line data ahead did.
+    pub(crate) fn report_line_data(&self) {
+        if let Some((data, _)) = &self.line_data {
+            data.report();
+        }
     }
 
     pub(crate) fn tidies(&self) -> bool {
@@ -252,6 +267,12 @@ impl Session {
             None => monitoring.line_event.bind(py),
             Some(_) => monitoring.instruction_event.bind(py),
         };
+        if let (None, Some((data, tool_id))) = (&unit_lines, &self.line_data) {
+            let set_local_events = monitoring.set_local_events.bind(py);
+            if let Err(err) = data.install(py, code, set_local_events, *tool_id) {
+                self.note_callback_error(py, err);
+            }
+        }
         match monitoring
             .set_local_events
             .call1(py, (monitoring.tool_id.bind(py), code, event))

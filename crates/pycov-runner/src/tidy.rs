@@ -385,10 +385,13 @@ pub(crate) struct Tidy {
 impl Tidy {
     /// Tidying for this interpreter and our tool id; `None` if there is
     /// nothing it can do here.
-    pub(crate) fn for_interpreter(py: Python<'_>, tool_id: u8) -> Option<Tidy> {
-        let opcodes = Opcodes::from_interpreter(py).ok()??;
-        let lines = LineTidy::for_interpreter(py, &opcodes, tool_id);
-        let fusing = OpcodeTable::for_interpreter(py, &opcodes);
+    pub(crate) fn for_interpreter(
+        py: Python<'_>,
+        opcodes: &Opcodes,
+        fusing: Option<OpcodeTable>,
+        tool_id: u8,
+    ) -> Option<Tidy> {
+        let lines = LineTidy::for_interpreter(py, opcodes, tool_id);
         if lines.is_none() && fusing.is_none() {
             return None;
         }

@@ -4,6 +4,9 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
 use crate::ffi;
+use crate::fusion::OpcodeTable;
+use crate::linedata::LineData;
+use crate::opcodes::Opcodes;
 use crate::session::{MonitoringHandles, Session};
 use crate::tidy::{self, Tidy};
 
@@ -68,8 +71,22 @@ impl Monitoring {
             line_event: events.getattr("LINE")?.unbind(),
             instruction_event: events.getattr("INSTRUCTION")?.unbind(),
         });
-        if let Some(tidy) = Tidy::for_interpreter(py, tool_id) {
-            session.set_tidy(tidy);
+        if let Some(opcodes) = Opcodes::from_interpreter(py).ok().flatten() {
+            let fusing = OpcodeTable::for_interpreter(py, &opcodes);
+            let set_local_events = monitoring.getattr("set_local_events")?;
+            let line_data = LineData::for_interpreter(
+                py,
+                &opcodes,
+                fusing.as_ref(),
+                &set_local_events,
+                tool_id,
+            );
+            if let Some(tidy) = Tidy::for_interpreter(py, &opcodes, fusing, tool_id) {
+                session.set_tidy(tidy);
+            }
+            if let Some(data) = line_data {
+                session.set_line_data(data, tool_id);
+            }
         }
         Ok(Monitoring {
             tool_id,

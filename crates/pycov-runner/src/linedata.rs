@@ -1,0 +1,536 @@
+//! Python 3.12 and 3.13: the per-code-unit line data CPython keeps for
+//! `LINE` events (`_co_monitoring->lines`), computed by pycov and handed to
+//! CPython before it is asked for `LINE` events.
+//!
+//! CPython computes this data when a code object first gets `LINE` events:
+//! a lookup in the line table for every instruction and three more passes
+//! over the bytecode, about 60 % of what turning on `LINE` events costs
+//! (about 14,000 instructions for a 30-line function). It skips that when the
+//! array is already there. pycov reads the line table once and sweeps the
+//! bytecode twice, at a fraction of the cost.
+//!
+//! The layout is CPython's private business, so nothing is written unless,
+//! at start, pycov's data equals CPython's own for every code object of a
+//! probe module that exercises each rule (see [`PROBE`]), and CPython keeps
+//! and uses data written in advance.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+use crate::ffi::{self, LINE_EVENT_INDEX};
+use crate::fusion::OpcodeTable;
+use crate::opcodes::Opcodes;
+
+/// A line delta meaning "no line" (cache entries, units without a line).
+const NO_LINE: i8 = -128;
+/// Deltas are stored relative to `first_line + (code_unit >> OFFSET_SHIFT)`.
+const OFFSET_SHIFT: usize = 4;
+/// What CPython stores for the units before `_co_firsttraceable`.
+const BEFORE_TRACEABLE: i8 = -127;
+
+/// How an instruction moves to another: CPython makes every jump target a
+/// line start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Jump {
+    None,
+    /// To `next + oparg`.
+    Forward,
+    /// To `next - oparg`.
+    Backward,
+    /// `FOR_ITER`, `SEND`: to `next + oparg + 1`, past the `END_FOR` or
+    /// `END_SEND` there.
+    PastEnd,
+}
+
+/// What the data of one code object is computed from, besides its bytecode.
+#[derive(Clone, Copy)]
+struct Program<'a> {
+    /// Where each run of code units with one line ends, and its line.
+    runs: &'a [(usize, i64)],
+    first_line: i64,
+    first_traceable: usize,
+    exceptions: &'a [u8],
+}
+
+/// The rules of the running interpreter.
+#[derive(Debug)]
+pub(crate) struct LineData {
+    /// The base opcode of each opcode that can stand in the bytecode of
+    /// code that has not specialized yet (0: another, or none).
+    deopt: [u8; 256],
+    caches: [u8; 256],
+    jumps: [Jump; 256],
+    /// `END_FOR`, `END_SEND`, `END_ASYNC_FOR` and `RESUME`: never line starts.
+    never_starts: [bool; 256],
+    end_async_for: u8,
+    extended_arg: u8,
+    /// The delta for a line too far off to store (3.12: -127, 3.13: -126).
+    computed_line: i8,
+    /// 3.13: the delta for such a line where a line starts (-127).
+    computed_line_start: Option<i8>,
+    /// How many events a code object's tool sets cover (see
+    /// `ffi::with_line_instrumentation`).
+    local_events: usize,
+    /// `PYCOV_DEBUG=linedata`: check each code object's data against
+    /// CPython's for a copy of it before writing, and count.
+    checking: bool,
+    written: AtomicUsize,
+    checked: AtomicUsize,
+    differed: AtomicUsize,
+}
+
+/// A module whose code objects cover every rule [`LineData::compute`]
+/// follows: code before `_co_firsttraceable` (cells, free variables,
+/// generators), each kind of jump, `EXTENDED_ARG` (the long `if`),
+/// exception handlers, `async for`, and lines too far from the first to
+/// store as a delta (`# FAR` stands for 150 blank lines).
+const PROBE: &str = "
+def probe_flow(a, b):
+    total = 0
+    for x in a:
+        if x and b:
+            continue
+        while b is not None and b > x:
+            b -= 1
+        total += x if x else -x
+    try:
+        total = total / b
+    except ZeroDivisionError:
+        total = None
+    finally:
+        a = None
+    with open(__file__) as f:
+        total = (total, f)
+    return [y for y in a if y]
+def probe_far(v):
+    if v:
+        v = 1
+    # FAR
+    v = v + 1
+    return v
+def probe_cells(v):
+    def inner():
+        return v
+    return inner
+def probe_generator(xs):
+    yield from xs
+    yield len(xs)
+async def probe_async(xs):
+    async for x in xs:
+        await x
+def probe_long(v):
+    if v:
+        v = v + 1; v = v + 2; v = v + 3; v = v + 4; v = v + 5; v = v + 6
+        v = v + 1; v = v + 2; v = v + 3; v = v + 4; v = v + 5; v = v + 6
+        v = v + 1; v = v + 2; v = v + 3; v = v + 4; v = v + 5; v = v + 6
+        v = v + 1; v = v + 2; v = v + 3; v = v + 4; v = v + 5; v = v + 6
+        v = v + 1; v = v + 2; v = v + 3; v = v + 4; v = v + 5; v = v + 6
+        v = v + 1; v = v + 2; v = v + 3; v = v + 4; v = v + 5; v = v + 6
+        v = v + 1; v = v + 2; v = v + 3; v = v + 4; v = v + 5; v = v + 6
+        v = v + 1; v = v + 2; v = v + 3; v = v + 4; v = v + 5; v = v + 6
+        v = v + 1; v = v + 2; v = v + 3; v = v + 4; v = v + 5; v = v + 6
+        v = v + 1; v = v + 2; v = v + 3; v = v + 4; v = v + 5; v = v + 6
+    return v
+";
+
+impl LineData {
+    /// The rules for this interpreter, if it is 3.12 or 3.13 and pycov's
+    /// data equals CPython's on the probe (see the module's notes).
+    pub(crate) fn for_interpreter(
+        py: Python<'_>,
+        opcodes: &Opcodes,
+        fusing: Option<&OpcodeTable>,
+        set_local_events: &Bound<'_, PyAny>,
+        tool_id: u8,
+    ) -> Option<LineData> {
+        if py.version_info() < (3, 12)
+            || py.version_info() >= (3, 14)
+            || cfg!(target_endian = "big")
+        {
+            return None;
+        }
+        // Free-threaded builds run bytecode while we hold no lock at all.
+        let gil_enabled = py.import("sys").ok()?.getattr("_is_gil_enabled");
+        if gil_enabled
+            .and_then(|enabled| enabled.call0()?.is_truthy())
+            .ok()
+            == Some(false)
+        {
+            return None;
+        }
+        let newer = py.version_info() >= (3, 13);
+        let mut jumps = [Jump::None; 256];
+        let mut mark = |names: &[&str], kind: Jump| {
+            for name in names {
+                if let Some(number) = opcodes.number(name) {
+                    jumps[usize::from(number)] = kind;
+                }
+            }
+        };
+        mark(
+            &[
+                "POP_JUMP_IF_FALSE",
+                "POP_JUMP_IF_TRUE",
+                "POP_JUMP_IF_NONE",
+                "POP_JUMP_IF_NOT_NONE",
+                "JUMP_FORWARD",
+            ],
+            Jump::Forward,
+        );
+        mark(&["FOR_ITER", "SEND"], Jump::PastEnd);
+        mark(
+            &["JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT"],
+            Jump::Backward,
+        );
+        let mut never_starts = [false; 256];
+        for name in ["END_FOR", "END_SEND", "END_ASYNC_FOR", "RESUME"] {
+            never_starts[usize::from(opcodes.number(name)?)] = true;
+        }
+        let mut deopt = [0u8; 256];
+        for (name, number) in opcodes.numbers() {
+            match name.strip_prefix("INSTRUMENTED_") {
+                Some("LINE" | "INSTRUCTION") => {}
+                Some(base) => deopt[usize::from(number)] = opcodes.number(base).unwrap_or(0),
+                None => deopt[usize::from(number)] = number,
+            }
+        }
+        if !newer {
+            // Fused at creation (3.12): without them most code would not do.
+            for (fused, first) in fusing?.fused_opcodes() {
+                deopt[usize::from(fused)] = first;
+            }
+        }
+        let data = LineData {
+            deopt,
+            caches: opcodes.caches,
+            jumps,
+            never_starts,
+            end_async_for: opcodes.number("END_ASYNC_FOR")?,
+            extended_arg: opcodes.number("EXTENDED_ARG")?,
+            computed_line: if newer { -126 } else { -127 },
+            computed_line_start: newer.then_some(-127),
+            local_events: if newer { 10 } else { 15 },
+            checking: crate::util::debugging("linedata"),
+            written: AtomicUsize::new(0),
+            checked: AtomicUsize::new(0),
+            differed: AtomicUsize::new(0),
+        };
+        data.matches_cpython(py, set_local_events, tool_id)
+            .then_some(data)
+    }
+
+    /// Whether, for every code object of [`PROBE`], the data computed here
+    /// equals what CPython computes, and CPython keeps data written before
+    /// it turns on `LINE` events (then its bytecode comes out the same).
+    fn matches_cpython(
+        &self,
+        py: Python<'_>,
+        set_local_events: &Bound<'_, PyAny>,
+        tool_id: u8,
+    ) -> bool {
+        let check = || -> PyResult<bool> {
+            let compile = |name: &str| -> PyResult<Vec<Bound<'_, PyAny>>> {
+                let globals = PyDict::new(py);
+                globals.set_item("__file__", name)?;
+                let source = PROBE.replace("    # FAR\n", &"\n".repeat(150));
+                let source = std::ffi::CString::new(source)?;
+                py.run(&source, Some(&globals), None)?;
+                let mut codes = Vec::new();
+                for (_, value) in globals.iter() {
+                    if let Ok(code) = value.getattr(intern!(py, "__code__")) {
+                        let mut stack = vec![code];
+                        while let Some(code) = stack.pop() {
+                            stack.extend(crate::util::nested_code_objects(&code)?);
+                            codes.push(code);
+                        }
+                    }
+                }
+                Ok(codes)
+            };
+            let line_event = 1u32 << LINE_EVENT_INDEX;
+            let (theirs, ours) = (compile("<probe>")?, compile("<probe>")?);
+            if theirs.len() < 7 || theirs.len() != ours.len() {
+                return Ok(false);
+            }
+            for (their_code, our_code) in theirs.iter().zip(&ours) {
+                let Some(expected) = self.compute(py, their_code, true)? else {
+                    return Ok(false);
+                };
+                if self.compute(py, their_code, false)?.as_ref() != Some(&expected) {
+                    return Ok(false);
+                }
+                set_local_events.call1((tool_id, their_code, line_event))?;
+                let cpython =
+                    ffi::with_line_instrumentation(their_code, self.local_events, |view| {
+                        (view.lines.to_vec(), view.live.to_vec())
+                    });
+                set_local_events.call1((tool_id, their_code, 0))?;
+                let Some((cpython_lines, cpython_live)) = cpython else {
+                    return Ok(false);
+                };
+                if cpython_lines != expected {
+                    return Ok(false);
+                }
+                if !self.install(py, our_code, set_local_events, tool_id)? {
+                    return Ok(false);
+                }
+                let before = ffi::monitoring_pointers(our_code, self.local_events);
+                set_local_events.call1((tool_id, our_code, line_event))?;
+                let kept = ffi::monitoring_pointers(our_code, self.local_events) == before;
+                let ours = ffi::with_line_instrumentation(our_code, self.local_events, |view| {
+                    (view.lines.to_vec(), view.live.to_vec())
+                });
+                set_local_events.call1((tool_id, our_code, 0))?;
+                if !kept || ours != Some((cpython_lines, cpython_live)) {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        };
+        check().unwrap_or(false)
+    }
+
+    /// Gives `code` the line data CPython would compute when it first gets
+    /// `LINE` events, unless it has some already. Returns whether it was
+    /// written.
+    pub(crate) fn install(
+        &self,
+        py: Python<'_>,
+        code: &Bound<'_, PyAny>,
+        set_local_events: &Bound<'_, PyAny>,
+        tool_id: u8,
+    ) -> PyResult<bool> {
+        let Some(pointers) = ffi::monitoring_pointers(code, self.local_events) else {
+            return Ok(false);
+        };
+        if pointers.lines != 0 {
+            return Ok(false);
+        }
+        if pointers.monitoring == 0 {
+            // Has CPython allocate the monitoring data and nothing else: the
+            // events for our tool are none already.
+            set_local_events.call1((tool_id, code, 0))?;
+        }
+        let Some(data) = self.compute(py, code, true)? else {
+            return Ok(false);
+        };
+        if self.checking && !self.agrees_with_cpython(py, code, &data, set_local_events, tool_id)? {
+            return Ok(false);
+        }
+        let written = ffi::install_line_data(code, self.local_events, &data);
+        if written {
+            self.written.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(written)
+    }
+
+    /// `PYCOV_DEBUG=linedata`: whether `data` is what CPython computes for a
+    /// copy of `code`; says so on stderr when not.
+    fn agrees_with_cpython(
+        &self,
+        py: Python<'_>,
+        code: &Bound<'_, PyAny>,
+        data: &[[u8; 2]],
+        set_local_events: &Bound<'_, PyAny>,
+        tool_id: u8,
+    ) -> PyResult<bool> {
+        let twin = code.call_method0(intern!(py, "replace"))?;
+        set_local_events.call1((tool_id, &twin, 1u32 << LINE_EVENT_INDEX))?;
+        let theirs =
+            ffi::with_line_instrumentation(&twin, self.local_events, |view| view.lines.to_vec());
+        set_local_events.call1((tool_id, &twin, 0))?;
+        self.checked.fetch_add(1, Ordering::Relaxed);
+        let agrees = theirs.as_deref() == Some(data);
+        if !agrees {
+            self.differed.fetch_add(1, Ordering::Relaxed);
+            eprintln!("pycov: linedata: ours differs from CPython's for {code}");
+        }
+        Ok(agrees)
+    }
+
+    /// `PYCOV_DEBUG=linedata`: how many code objects got data written ahead,
+    /// and what checking them found.
+    pub(crate) fn report(&self) {
+        if self.checking {
+            eprintln!(
+                "pycov: linedata: written ahead for {} code objects; {} checked against CPython, {} differed",
+                self.written.load(Ordering::Relaxed),
+                self.checked.load(Ordering::Relaxed),
+                self.differed.load(Ordering::Relaxed),
+            );
+        }
+    }
+
+    /// The data for `code`, from its bytecode, line table and exception
+    /// table; `None` if they do not fit together. The base opcodes come from
+    /// the live bytecode when it holds no specialized instruction yet, else
+    /// from `co_code` (which costs a copy of the bytecode).
+    fn compute(
+        &self,
+        py: Python<'_>,
+        code: &Bound<'_, PyAny>,
+        live_first: bool,
+    ) -> PyResult<Option<Vec<[u8; 2]>>> {
+        let exceptions = code
+            .getattr(intern!(py, "co_exceptiontable"))?
+            .cast_into::<PyBytes>()?;
+        let (table, first_line) = crate::util::line_table(py, code)?;
+        let Some(first_traceable) = ffi::first_traceable(code) else {
+            return Ok(None);
+        };
+        // Where each run of code units with one line ends, and its line (-1:
+        // none), as CPython's `_PyCode_CheckLineNumber()` walks them.
+        let mut runs = Vec::with_capacity(table.as_bytes().len());
+        let mut end = 0;
+        pycov_analysis::linetable::for_each_range(table.as_bytes(), first_line, |units, line| {
+            end += units;
+            runs.push((end, line.unwrap_or(-1)));
+        });
+        let program = Program {
+            runs: &runs,
+            first_line,
+            first_traceable,
+            exceptions: exceptions.as_bytes(),
+        };
+        let from_live = live_first
+            .then(|| {
+                ffi::with_adaptive_code(code, |live| {
+                    let live: &[u8] = live;
+                    self.compute_from(
+                        live.len() / 2,
+                        |unit| {
+                            live.get(2 * unit)
+                                .map(|&op| self.deopt[usize::from(op)])
+                                .filter(|&op| op != 0)
+                        },
+                        |unit| live[2 * unit + 1],
+                        &program,
+                    )
+                })
+            })
+            .flatten()
+            .flatten();
+        if from_live.is_some() {
+            return Ok(from_live);
+        }
+        let base = code
+            .getattr(intern!(py, "co_code"))?
+            .cast_into::<PyBytes>()?;
+        let base = base.as_bytes();
+        Ok(self.compute_from(
+            base.len() / 2,
+            |unit| base.get(2 * unit).copied(),
+            |unit| base[2 * unit + 1],
+            &program,
+        ))
+    }
+
+    /// CPython's `initialize_lines()` (3.12 and 3.13): per code unit, the
+    /// opcode a line start stands for (0 elsewhere) and its line delta.
+    /// `opcode` gives the base opcode of the instruction at a code unit
+    /// (`None`: unknown), `oparg` its argument.
+    fn compute_from(
+        &self,
+        units: usize,
+        opcode: impl Fn(usize) -> Option<u8>,
+        oparg_at: impl Fn(usize) -> u8,
+        program: &Program<'_>,
+    ) -> Option<Vec<[u8; 2]>> {
+        let Program {
+            runs,
+            first_line,
+            first_traceable,
+            exceptions,
+        } = *program;
+        if first_traceable >= units {
+            return None;
+        }
+        // Inline cache entries keep this; instructions are written below.
+        let mut data = vec![[0u8, NO_LINE as u8]; units];
+        for entry in &mut data[..first_traceable] {
+            *entry = [0, BEFORE_TRACEABLE as u8];
+        }
+        // One sweep sets every instruction's delta and marks the line starts,
+        // noting jump targets; those are marked after it, as CPython's second
+        // sweep does.
+        let mut targets = Vec::new();
+        let mut current_line = -1i64;
+        let mut extended = 0usize;
+        let mut unit = first_traceable;
+        for &(end, line) in runs {
+            while unit < end.min(units) {
+                let op = opcode(unit)?;
+                let mut delta = self.delta(unit, line, first_line);
+                let mut original = 0;
+                if !self.never_starts[usize::from(op)] {
+                    if line != current_line && line >= 0 {
+                        original = op;
+                        if delta == self.computed_line {
+                            delta = self.computed_line_start.unwrap_or(delta);
+                        }
+                    }
+                    current_line = line;
+                }
+                data[unit] = [original, delta as u8];
+                let oparg = (extended << 8) | usize::from(oparg_at(unit));
+                extended = if op == self.extended_arg { oparg } else { 0 };
+                unit += 1 + usize::from(self.caches[usize::from(op)]);
+                match self.jumps[usize::from(op)] {
+                    Jump::None => {}
+                    Jump::Forward => targets.push(unit.checked_add(oparg)?),
+                    Jump::PastEnd => targets.push(unit.checked_add(oparg + 1)?),
+                    Jump::Backward => targets.push(unit.checked_sub(oparg)?),
+                }
+            }
+        }
+        if unit < units {
+            // The line table ends before the bytecode.
+            return None;
+        }
+        for target in targets {
+            let target_op = opcode(target)?;
+            let entry = &mut data[target];
+            if entry[1] as i8 != NO_LINE {
+                entry[0] = target_op;
+                if Some(entry[1] as i8) == self.computed_line_start {
+                    entry[1] = self.computed_line as u8;
+                }
+            }
+        }
+        let mut scan = exceptions.iter().copied();
+        let mut varint = || -> Option<usize> {
+            let mut byte = scan.next()?;
+            let mut value = usize::from(byte & 63);
+            while byte & 64 != 0 {
+                byte = scan.next()?;
+                value = (value << 6) | usize::from(byte & 63);
+            }
+            Some(value)
+        };
+        while let Some(_start) = varint() {
+            let (_size, handler, _depth) = (varint()?, varint()?, varint()?);
+            let op = opcode(handler)?;
+            let entry = &mut data[handler];
+            if entry[1] as i8 != NO_LINE && op != self.end_async_for {
+                entry[0] = op;
+            }
+        }
+        Some(data)
+    }
+
+    /// CPython's `compute_line_delta()`.
+    fn delta(&self, unit: usize, line: i64, first_line: i64) -> i8 {
+        if line < 0 {
+            return NO_LINE;
+        }
+        let delta = line - first_line - (unit >> OFFSET_SHIFT) as i64;
+        if delta > i64::from(self.computed_line) && delta <= i64::from(i8::MAX) {
+            delta as i8
+        } else {
+            self.computed_line
+        }
+    }
+}
