@@ -178,6 +178,9 @@ unsafe extern "C" fn py_start_callback(
                 }));
             }
         }
+        // SAFETY: the interpreter calls us with the GIL held.
+        let py = unsafe { Python::assume_attached() };
+        let _ = std::panic::catch_unwind(|| crate::tidy::pass_if_due(py));
     }
     disable_result(session)
 }

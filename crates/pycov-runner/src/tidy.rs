@@ -1,5 +1,6 @@
 //! Puts code that already reported its lines back to plain speed (Python
-//! 3.12 and 3.13), from a thread of ours that takes the GIL every so often.
+//! 3.12 and 3.13), from a thread of ours that takes the GIL every so often,
+//! or from a `PY_START` callback that finds a pass due (see [`FIRST_WAIT`]).
 //! Then every Python thread stands between two instructions, and a pass
 //! rewrites the code objects on the threads' stacks, where the time goes,
 //! and, for measured code there, the code it calls in its loops (see
@@ -100,13 +101,65 @@ fn neighbourhood<'py>(
 }
 
 /// The first wait between passes, and the longest: the wait doubles after
-/// each pass. Each pass makes the program's threads hand over the GIL,
-/// about 0.2 ms in all (a pass itself takes 0.1-0.2 ms, `PYCOV_DEBUG=timing`
-/// counts them): a pass every 20 ms made a 2 s test suite 1 % slower, one
-/// every 160 ms costs 0.1 %, and code a program turns to is back at plain
-/// speed within 160 ms.
+/// each pass. A pass the thread makes has the program's threads hand over
+/// the GIL (a pass itself takes 0.1-0.2 ms, `PYCOV_DEBUG=timing` counts
+/// them): a pass every 20 ms made a 2 s test suite 1 % slower, one every
+/// 160 ms costs 0.1 %, and code a program turns to is back at plain speed
+/// within 160 ms. While the program keeps starting new code (a test suite),
+/// a `PY_START` callback that finds a pass due makes it instead, holding the
+/// GIL already: on a virtual machine the thread's passes cost the toolz
+/// suite 1 % of its time, mostly in waking threads.
 const FIRST_WAIT: Duration = Duration::from_millis(20);
 const LONGEST_WAIT: Duration = Duration::from_millis(160);
+
+/// When the next pass is due (see [`monotonic_ms`]); `u64::MAX` while
+/// no thread runs passes.
+static NEXT_PASS_MS: AtomicU64 = AtomicU64::new(u64::MAX);
+/// The wait after the next pass.
+static NEXT_WAIT_MS: AtomicU64 = AtomicU64::new(0);
+/// Set while a pass runs: it may run Python code (a garbage collection),
+/// which may start code objects.
+static PASSING: AtomicBool = AtomicBool::new(false);
+
+/// Milliseconds since pycov first asked.
+fn monotonic_ms() -> u64 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let elapsed = EPOCH.get_or_init(std::time::Instant::now).elapsed();
+    u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn schedule_first_pass() {
+    let first = u64::try_from(FIRST_WAIT.as_millis()).unwrap_or(u64::MAX);
+    NEXT_WAIT_MS.store(2 * first, Ordering::Relaxed);
+    NEXT_PASS_MS.store(monotonic_ms().saturating_add(first), Ordering::Relaxed);
+}
+
+/// One tidying pass, unless one is running, and the next one scheduled.
+fn run_pass(py: Python<'_>) {
+    if PASSING.swap(true, Ordering::Acquire) {
+        return;
+    }
+    let started = std::time::Instant::now();
+    ffi::tidy_for_active_session(py);
+    crate::timing::tidy_pass(started.elapsed());
+    let wait = NEXT_WAIT_MS.load(Ordering::Relaxed);
+    let longest = u64::try_from(LONGEST_WAIT.as_millis()).unwrap_or(u64::MAX);
+    NEXT_WAIT_MS.store((2 * wait).min(longest), Ordering::Relaxed);
+    // Unless the thread stopped meanwhile.
+    let _ = NEXT_PASS_MS.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |due| {
+        (due != u64::MAX).then(|| monotonic_ms().saturating_add(wait))
+    });
+    PASSING.store(false, Ordering::Release);
+}
+
+/// Called as a code object starts for the first time: makes a pass if one
+/// is due, saving the thread a GIL handover.
+#[inline]
+pub(crate) fn pass_if_due(py: Python<'_>) {
+    if monotonic_ms() >= NEXT_PASS_MS.load(Ordering::Relaxed) {
+        run_pass(py);
+    }
+}
 
 /// Removing `LINE` instrumentation that has served.
 #[derive(Debug, Clone)]
@@ -655,22 +708,36 @@ struct TidyTimer {
 
 impl TidyTimer {
     fn start() -> std::io::Result<TidyTimer> {
+        schedule_first_pass();
         let (stop, stopped) = mpsc::channel::<()>();
         let stopping = Arc::new(AtomicBool::new(false));
         let thread_stopping = Arc::clone(&stopping);
         let thread = std::thread::Builder::new()
             .name("pycov-tidy".to_owned())
-            .spawn(move || {
-                let mut wait = FIRST_WAIT;
-                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(wait) {
-                    Python::try_attach(|py| {
-                        if !thread_stopping.load(Ordering::Acquire) {
-                            let started = std::time::Instant::now();
-                            ffi::tidy_for_active_session(py);
-                            crate::timing::tidy_pass(started.elapsed());
-                        }
-                    });
-                    wait = (wait * 2).min(LONGEST_WAIT);
+            .spawn(move || loop {
+                let due = NEXT_PASS_MS.load(Ordering::Relaxed);
+                let now = monotonic_ms();
+                if now < due {
+                    // Woken early only to stop; a pass made meanwhile by a
+                    // callback moves the next one on.
+                    let sleep = Duration::from_millis((due - now).min(1000));
+                    match stopped.recv_timeout(sleep) {
+                        Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                        _ => break,
+                    }
+                }
+                let passed = Python::try_attach(|py| {
+                    let due = NEXT_PASS_MS.load(Ordering::Relaxed);
+                    if !thread_stopping.load(Ordering::Acquire) && monotonic_ms() >= due {
+                        run_pass(py);
+                    }
+                });
+                if passed.is_none() || NEXT_PASS_MS.load(Ordering::Relaxed) <= now {
+                    // No interpreter, or a pass already running: try later.
+                    match stopped.recv_timeout(FIRST_WAIT) {
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        _ => break,
+                    }
                 }
             })?;
         Ok(TidyTimer {
@@ -685,6 +752,7 @@ impl TidyTimer {
     /// Call it without the GIL: the thread may be waiting for it.
     fn stop(&mut self) {
         self.stopping.store(true, Ordering::Release);
+        NEXT_PASS_MS.store(u64::MAX, Ordering::Relaxed);
         let stop = self.stop.take();
         let thread = self.thread.take();
         if self.pid != std::process::id() {
