@@ -164,13 +164,13 @@ unsafe extern "C" fn py_start_callback(
     let session = active_session();
     if let Some(session) = session {
         crate::tidy::restart_if_due();
+        // SAFETY: the interpreter calls us with the GIL held.
+        let py = unsafe { Python::assume_attached() };
         if nargs >= 1 {
             // SAFETY: `args` holds `nargs` borrowed references, valid for the call.
             let code_ptr = unsafe { *args };
             let index = session.extra_index();
             if !session.is_decided(get_extra(code_ptr, index)) {
-                // SAFETY: the interpreter calls us with the GIL held.
-                let py = unsafe { Python::assume_attached() };
                 // SAFETY: `code_ptr` is a borrowed reference alive for this call.
                 let code = unsafe { Borrowed::from_ptr(py, code_ptr) };
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -178,8 +178,6 @@ unsafe extern "C" fn py_start_callback(
                 }));
             }
         }
-        // SAFETY: the interpreter calls us with the GIL held.
-        let py = unsafe { Python::assume_attached() };
         let _ = std::panic::catch_unwind(|| crate::tidy::pass_if_due(py));
     }
     disable_result(session)
@@ -494,6 +492,23 @@ pub(crate) fn with_adaptive_code<R>(
 /// `PY_MONITORING_EVENT_LINE`: the index of `LINE` among the events.
 pub(crate) const LINE_EVENT_INDEX: usize = 5;
 
+/// How many events a code object's tool sets cover
+/// (`_PY_MONITORING_LOCAL_EVENTS`): 15 on 3.12, 10 on 3.13.
+pub(crate) fn local_event_count(py: Python<'_>) -> usize {
+    if py.version_info() >= (3, 13) {
+        10
+    } else {
+        15
+    }
+}
+
+/// Where pointer `index` of a `_PyCoMonitoringData` lies (0: `tools`,
+/// 1: `lines`, ...): after the local and the active tool sets.
+fn monitoring_slot(local_events: usize, index: usize) -> usize {
+    let pointer = std::mem::size_of::<*mut u8>();
+    (2 * local_events).next_multiple_of(std::mem::align_of::<*mut u8>()) + pointer * index
+}
+
 /// The `LINE` instrumentation of one code object, as CPython 3.12/3.13 keep
 /// it (see `tidy`).
 pub(crate) struct LineInstrumentation<'a> {
@@ -539,7 +554,6 @@ pub(crate) fn monitoring_pointers(
 ) -> Option<MonitoringPointers> {
     with_adaptive_code(code, |_| {
         let object = code.as_ptr().cast::<u8>();
-        let pointers = (2 * local_events).next_multiple_of(std::mem::align_of::<*mut u8>());
         // SAFETY: as in `with_line_instrumentation`: the field read lies
         // within the code object, and a non-null `_co_monitoring` points to
         // a `_PyCoMonitoringData`, whose five pointers follow the tool sets.
@@ -552,7 +566,12 @@ pub(crate) fn monitoring_pointers(
             if monitoring.is_null() {
                 return Some(MonitoringPointers::default());
             }
-            let at = |index: usize| monitoring.add(pointers + 8 * index).cast::<usize>().read();
+            let at = |index: usize| {
+                monitoring
+                    .add(monitoring_slot(local_events, index))
+                    .cast::<usize>()
+                    .read()
+            };
             Some(MonitoringPointers {
                 monitoring: monitoring as usize,
                 tools: at(0),
@@ -591,44 +610,38 @@ pub(crate) fn with_line_instrumentation<R>(
     if pointers.monitoring == 0 || pointers.lines == 0 {
         return None;
     }
+    let first_traceable = first_traceable(code)?;
     with_adaptive_code(code, |live| {
         let units = live.len() / 2;
         let monitoring = pointers.monitoring as *const u8;
-        // SAFETY: `with_adaptive_code` checked that `code` is a code object
-        // whose code units start at the type's basic size; on 3.12/3.13 the
-        // three pointer-sized fields before them are `_co_monitoring`,
-        // `_co_firsttraceable` (an int, padded) and `co_extra`. The
+        // SAFETY: `with_adaptive_code` checked that `code` is a code object;
+        // `monitoring_pointers` read `_co_monitoring` from it. The
         // monitoring data is laid out as described above, its arrays
         // allocated with one entry per code unit. The GIL is held and `f`
         // runs no Python code, so nothing else changes them meanwhile.
         unsafe {
-            let basic_size = usize::try_from((*ffi::Py_TYPE(code.as_ptr())).tp_basicsize).ok()?;
-            let first_traceable = code
-                .as_ptr()
-                .cast::<u8>()
-                .add(basic_size - FIRST_TRACEABLE_BEFORE_CODE)
-                .cast::<c_int>()
-                .read();
-            Some(f(LineInstrumentation {
+            f(LineInstrumentation {
                 live,
                 lines: std::slice::from_raw_parts_mut(pointers.lines as *mut [u8; 2], units),
                 line_tools: (pointers.line_tools != 0)
                     .then(|| std::slice::from_raw_parts_mut(pointers.line_tools as *mut u8, units)),
                 local_line_tools: monitoring.add(LINE_EVENT_INDEX).read(),
                 active_line_tools: monitoring.add(local_events + LINE_EVENT_INDEX).read(),
-                first_traceable: usize::try_from(first_traceable).ok()?,
-            }))
+                first_traceable,
+            })
         }
     })
-    .flatten()
 }
 
 /// A 3.12/3.13 code object's `_co_firsttraceable`: the code unit where
 /// tracing starts (see [`with_line_instrumentation`]).
 pub(crate) fn first_traceable(code: &Bound<'_, PyAny>) -> Option<usize> {
     with_adaptive_code(code, |_| {
-        // SAFETY: as in `with_line_instrumentation`: the int read lies within
-        // the code object, three pointer-sized fields before its code units.
+        // SAFETY: `with_adaptive_code` checked that `code` is a code object
+        // whose code units start at the type's basic size; on 3.12/3.13 the
+        // three pointer-sized fields before them are `_co_monitoring`,
+        // `_co_firsttraceable` (an int, padded) and `co_extra`, so the int
+        // read lies within the object.
         let first = unsafe {
             let basic_size = usize::try_from((*ffi::Py_TYPE(code.as_ptr())).tp_basicsize).ok()?;
             code.as_ptr()
@@ -662,7 +675,6 @@ pub(crate) fn install_line_data(
         if live.len() != 2 * lines.len() {
             return false;
         }
-        let offset = (2 * local_events).next_multiple_of(std::mem::align_of::<*mut u8>());
         // SAFETY: the GIL is held. `_co_monitoring` points to CPython's
         // `_PyCoMonitoringData` (non-null, checked above), whose `lines`
         // pointer, null now, follows the tool sets and `tools`
@@ -678,7 +690,7 @@ pub(crate) fn install_line_data(
             }
             std::ptr::copy_nonoverlapping(lines.as_ptr().cast::<u8>(), data, bytes);
             (pointers.monitoring as *mut u8)
-                .add(offset + std::mem::size_of::<*mut u8>())
+                .add(monitoring_slot(local_events, 1))
                 .cast::<*mut u8>()
                 .write(data);
         }

@@ -78,6 +78,9 @@ struct Program<'a> {
     exceptions: &'a [u8],
 }
 
+/// A code object's line data and bytecode as CPython left them.
+type Instrumented = (Vec<[u8; 2]>, Vec<u8>);
+
 /// The rules of the running interpreter.
 #[derive(Debug)]
 pub(crate) struct LineData {
@@ -91,6 +94,9 @@ pub(crate) struct LineData {
     /// How many events a code object's tool sets cover (see
     /// `ffi::with_line_instrumentation`).
     local_events: usize,
+    /// `sys.monitoring.set_local_events` and our tool id.
+    set_local_events: Py<PyAny>,
+    tool_id: u8,
     /// `PYCOV_DEBUG=linedata`: check each code object's data against
     /// CPython's for a copy of it before writing, and count.
     checking: bool,
@@ -240,25 +246,21 @@ impl LineData {
             end_async_for: opcodes.number("END_ASYNC_FOR")?,
             computed_line: if newer { -126 } else { -127 },
             computed_line_start: newer.then_some(-127),
-            local_events: if newer { 10 } else { 15 },
+            local_events: ffi::local_event_count(py),
+            set_local_events: set_local_events.clone().unbind(),
+            tool_id,
             checking: crate::util::debugging("linedata"),
             written: AtomicUsize::new(0),
             checked: AtomicUsize::new(0),
             differed: AtomicUsize::new(0),
         };
-        data.matches_cpython(py, set_local_events, tool_id)
-            .then_some(data)
+        data.matches_cpython(py).then_some(data)
     }
 
     /// Whether, for every code object of [`PROBE`], the data computed here
     /// equals what CPython computes, and CPython keeps data written before
     /// it turns on `LINE` events (then its bytecode comes out the same).
-    fn matches_cpython(
-        &self,
-        py: Python<'_>,
-        set_local_events: &Bound<'_, PyAny>,
-        tool_id: u8,
-    ) -> bool {
+    fn matches_cpython(&self, py: Python<'_>) -> bool {
         let check = || -> PyResult<bool> {
             let compile = |name: &str| -> PyResult<Vec<Bound<'_, PyAny>>> {
                 let globals = PyDict::new(py);
@@ -278,7 +280,6 @@ impl LineData {
                 }
                 Ok(codes)
             };
-            let line_event = 1u32 << LINE_EVENT_INDEX;
             let (theirs, ours) = (compile("<probe>")?, compile("<probe>")?);
             if theirs.len() < 7 || theirs.len() != ours.len() {
                 return Ok(false);
@@ -290,29 +291,18 @@ impl LineData {
                 if self.compute(py, their_code, false)?.as_ref() != Some(&expected) {
                     return Ok(false);
                 }
-                set_local_events.call1((tool_id, their_code, line_event))?;
-                let cpython =
-                    ffi::with_line_instrumentation(their_code, self.local_events, |view| {
-                        (view.lines.to_vec(), view.live.to_vec())
-                    });
-                set_local_events.call1((tool_id, their_code, 0))?;
-                let Some((cpython_lines, cpython_live)) = cpython else {
+                let Some(cpython) = self.instrumented_by_cpython(py, their_code)? else {
                     return Ok(false);
                 };
-                if cpython_lines != expected {
-                    return Ok(false);
-                }
-                if !self.install(py, our_code, set_local_events, tool_id)? {
+                if cpython.0 != expected || !self.install(py, our_code)? {
                     return Ok(false);
                 }
                 let before = ffi::monitoring_pointers(our_code, self.local_events);
-                set_local_events.call1((tool_id, our_code, line_event))?;
-                let kept = ffi::monitoring_pointers(our_code, self.local_events) == before;
-                let ours = ffi::with_line_instrumentation(our_code, self.local_events, |view| {
-                    (view.lines.to_vec(), view.live.to_vec())
-                });
-                set_local_events.call1((tool_id, our_code, 0))?;
-                if !kept || ours != Some((cpython_lines, cpython_live)) {
+                let ours = self.instrumented_by_cpython(py, our_code)?;
+                // CPython kept the data (the pointers are the same afterwards).
+                if ffi::monitoring_pointers(our_code, self.local_events) != before
+                    || ours != Some(cpython)
+                {
                     return Ok(false);
                 }
             }
@@ -324,13 +314,7 @@ impl LineData {
     /// Gives `code` the line data CPython would compute when it first gets
     /// `LINE` events, unless it has some already. Returns whether it was
     /// written.
-    pub(crate) fn install(
-        &self,
-        py: Python<'_>,
-        code: &Bound<'_, PyAny>,
-        set_local_events: &Bound<'_, PyAny>,
-        tool_id: u8,
-    ) -> PyResult<bool> {
+    pub(crate) fn install(&self, py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<bool> {
         let Some(pointers) = ffi::monitoring_pointers(code, self.local_events) else {
             return Ok(false);
         };
@@ -340,12 +324,12 @@ impl LineData {
         if pointers.monitoring == 0 {
             // Has CPython allocate the monitoring data and nothing else: the
             // events for our tool are none already.
-            set_local_events.call1((tool_id, code, 0))?;
+            self.set_local_events.call1(py, (self.tool_id, code, 0))?;
         }
         let Some(data) = self.compute(py, code, true)? else {
             return Ok(false);
         };
-        if self.checking && !self.agrees_with_cpython(py, code, &data, set_local_events, tool_id)? {
+        if self.checking && !self.agrees_with_cpython(py, code, &data)? {
             return Ok(false);
         }
         let written = ffi::install_line_data(code, self.local_events, &data);
@@ -362,21 +346,32 @@ impl LineData {
         py: Python<'_>,
         code: &Bound<'_, PyAny>,
         data: &[[u8; 2]],
-        set_local_events: &Bound<'_, PyAny>,
-        tool_id: u8,
     ) -> PyResult<bool> {
         let twin = code.call_method0(intern!(py, "replace"))?;
-        set_local_events.call1((tool_id, &twin, 1u32 << LINE_EVENT_INDEX))?;
-        let theirs =
-            ffi::with_line_instrumentation(&twin, self.local_events, |view| view.lines.to_vec());
-        set_local_events.call1((tool_id, &twin, 0))?;
+        let theirs = self.instrumented_by_cpython(py, &twin)?;
         self.checked.fetch_add(1, Ordering::Relaxed);
-        let agrees = theirs.as_deref() == Some(data);
+        let agrees = theirs.is_some_and(|(lines, _)| lines == data);
         if !agrees {
             self.differed.fetch_add(1, Ordering::Relaxed);
             eprintln!("pycov: linedata: ours differs from CPython's for {code}");
         }
         Ok(agrees)
+    }
+
+    /// Turns on `LINE` events for `code` and off again; returns the line data
+    /// and the bytecode they left in between.
+    fn instrumented_by_cpython(
+        &self,
+        py: Python<'_>,
+        code: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<Instrumented>> {
+        let set_local_events = self.set_local_events.bind(py);
+        set_local_events.call1((self.tool_id, code, 1u32 << LINE_EVENT_INDEX))?;
+        let seen = ffi::with_line_instrumentation(code, self.local_events, |view| {
+            (view.lines.to_vec(), view.live.to_vec())
+        });
+        set_local_events.call1((self.tool_id, code, 0))?;
+        Ok(seen)
     }
 
     /// `PYCOV_DEBUG=linedata`: how many code objects got data written ahead,

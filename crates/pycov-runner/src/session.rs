@@ -80,8 +80,8 @@ pub(crate) struct Session {
     callback_errors: Mutex<Vec<String>>,
     /// Python 3.12/3.13: putting running code back to plain speed.
     tidy: Option<Tidy>,
-    /// Line data written ahead of CPython (see `linedata`), with our tool id.
-    line_data: Option<(LineData, u8)>,
+    /// Line data written ahead of CPython (see `linedata`).
+    line_data: Option<LineData>,
 }
 
 impl Session {
@@ -112,13 +112,13 @@ impl Session {
         self.tidy = Some(tidy);
     }
 
-    pub(crate) fn set_line_data(&mut self, data: LineData, tool_id: u8) {
-        self.line_data = Some((data, tool_id));
+    pub(crate) fn set_line_data(&mut self, data: LineData) {
+        self.line_data = Some(data);
     }
 
     /// `PYCOV_DEBUG=linedata`: what writing line data ahead did.
     pub(crate) fn report_line_data(&self) {
-        if let Some((data, _)) = &self.line_data {
+        if let Some(data) = &self.line_data {
             data.report();
         }
     }
@@ -267,9 +267,8 @@ impl Session {
             None => monitoring.line_event.bind(py),
             Some(_) => monitoring.instruction_event.bind(py),
         };
-        if let (None, Some((data, tool_id))) = (&unit_lines, &self.line_data) {
-            let set_local_events = monitoring.set_local_events.bind(py);
-            if let Err(err) = data.install(py, code, set_local_events, *tool_id) {
+        if let (None, Some(data)) = (&unit_lines, &self.line_data) {
+            if let Err(err) = data.install(py, code) {
                 self.note_callback_error(py, err);
             }
         }

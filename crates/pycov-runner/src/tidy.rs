@@ -204,7 +204,7 @@ impl LineTidy {
             min_instrumented: opcodes.min_instrumented,
             instrumented_line: opcodes.instrumented_line,
             tool_bit: 1u8.checked_shl(u32::from(tool_id))?,
-            local_events: if py.version_info() >= (3, 13) { 10 } else { 15 },
+            local_events: ffi::local_event_count(py),
         };
         let sys = py.import("sys").ok()?;
         // Free-threaded builds run bytecode while we hold no lock at all.

@@ -85,7 +85,7 @@ impl Monitoring {
                 session.set_tidy(tidy);
             }
             if let Some(data) = line_data {
-                session.set_line_data(data, tool_id);
+                session.set_line_data(data);
             }
         }
         Ok(Monitoring {
