@@ -39,17 +39,37 @@ pub fn lines_by_code_unit(linetable: &[u8], first_line: i64) -> Vec<Option<i64>>
 
 /// Calls `emit(code_units, line)` for every entry of the table.
 pub fn for_each_range(linetable: &[u8], first_line: i64, mut emit: impl FnMut(usize, Option<i64>)) {
-    let mut line = first_line;
-    let mut pos = 0usize;
-    let next = |pos: &mut usize| -> Option<u8> {
-        let b = linetable.get(*pos).copied();
-        *pos += 1;
-        b
-    };
-    let varint = |pos: &mut usize| -> i64 {
+    for (units, line) in Entries::new(linetable, first_line) {
+        emit(units, line);
+    }
+}
+
+/// The entries of a line table, in order: how many code units each covers
+/// and its line (`None`: no line). Stops at the end or at a truncated
+/// entry.
+#[derive(Debug, Clone)]
+pub struct Entries<'a> {
+    table: &'a [u8],
+    pos: usize,
+    line: i64,
+}
+
+impl<'a> Entries<'a> {
+    pub fn new(linetable: &'a [u8], first_line: i64) -> Self {
+        Entries {
+            table: linetable,
+            pos: 0,
+            line: first_line,
+        }
+    }
+
+    /// The next unsigned varint, 0 if the table ends inside it.
+    #[inline]
+    fn varint(&mut self) -> i64 {
         let mut value: i64 = 0;
         let mut shift = 0u32;
-        while let Some(b) = next(pos) {
+        while let Some(&b) = self.table.get(self.pos) {
+            self.pos += 1;
             value |= i64::from(b & 63) << shift;
             shift += 6;
             if b & 64 == 0 || shift > 60 {
@@ -57,35 +77,47 @@ pub fn for_each_range(linetable: &[u8], first_line: i64, mut emit: impl FnMut(us
             }
         }
         value
-    };
-    while let Some(header) = next(&mut pos) {
-        let kind = (header >> 3) & 15;
-        let units = usize::from(header & 7) + 1;
-        match kind {
-            15 => emit(units, None),
-            14 => {
-                let raw = varint(&mut pos);
-                line += if raw & 1 != 0 { -(raw >> 1) } else { raw >> 1 };
-                varint(&mut pos);
-                varint(&mut pos);
-                varint(&mut pos);
-                emit(units, Some(line));
-            }
-            13 => {
-                let raw = varint(&mut pos);
-                line += if raw & 1 != 0 { -(raw >> 1) } else { raw >> 1 };
-                emit(units, Some(line));
-            }
-            10..=12 => {
-                line += i64::from(kind - 10);
-                pos += 2;
-                emit(units, Some(line));
-            }
-            _ => {
-                pos += 1;
-                emit(units, Some(line));
-            }
+    }
+
+    #[inline]
+    fn signed_varint(&mut self) -> i64 {
+        let raw = self.varint();
+        if raw & 1 != 0 {
+            -(raw >> 1)
+        } else {
+            raw >> 1
         }
+    }
+}
+
+impl Iterator for Entries<'_> {
+    type Item = (usize, Option<i64>);
+
+    // Inlined into its loops: the compiler then keeps the state in registers
+    // and drops the `Option`s (line data for each code object at its first
+    // call decodes its whole table).
+    #[inline(always)]
+    fn next(&mut self) -> Option<Self::Item> {
+        let header = *self.table.get(self.pos)?;
+        self.pos += 1;
+        let units = usize::from(header & 7) + 1;
+        match (header >> 3) & 15 {
+            15 => return Some((units, None)),
+            14 => {
+                self.line += self.signed_varint();
+                // End line, column and end column.
+                self.varint();
+                self.varint();
+                self.varint();
+            }
+            13 => self.line += self.signed_varint(),
+            kind @ 10..=12 => {
+                self.line += i64::from(kind - 10);
+                self.pos += 2;
+            }
+            _ => self.pos += 1,
+        }
+        Some((units, Some(self.line)))
     }
 }
 

@@ -120,7 +120,7 @@ impl OpcodeTable {
     /// if the two do not belong together, which would mean the layout is not
     /// the one we expect.
     pub(crate) fn fuse(&self, base: &[u8], live: &mut [u8]) -> Option<Pass> {
-        if base.len() != live.len() || base.len() % 2 != 0 {
+        if base.len() != live.len() || !base.len().is_multiple_of(2) {
             return None;
         }
         // Everything is checked before the first write.

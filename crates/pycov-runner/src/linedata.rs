@@ -32,17 +32,19 @@ const OFFSET_SHIFT: usize = 4;
 /// What CPython stores for the units before `_co_firsttraceable`.
 const BEFORE_TRACEABLE: i8 = -127;
 
-/// How an instruction moves to another: CPython makes every jump target a
-/// line start.
+/// What the sweep does with an instruction's argument: CPython makes every
+/// jump target a line start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Jump {
-    None,
-    /// To `next + oparg`.
+enum OpargUse {
+    Ignored,
+    /// `EXTENDED_ARG`: the high bits of the next instruction's.
+    Extends,
+    /// A jump to `next + oparg`.
     Forward,
-    /// To `next - oparg`.
+    /// A jump to `next - oparg`.
     Backward,
-    /// `FOR_ITER`, `SEND`: to `next + oparg + 1`, past the `END_FOR` or
-    /// `END_SEND` there.
+    /// `FOR_ITER`, `SEND`: a jump to `next + oparg + 1`, past the `END_FOR`
+    /// or `END_SEND` there.
     PastEnd,
 }
 
@@ -54,25 +56,23 @@ struct OpcodeInfo {
     base: u8,
     /// Code units, inline cache entries included.
     length: u8,
-    jump: Jump,
+    oparg: OpargUse,
     /// `END_FOR`, `END_SEND`, `END_ASYNC_FOR` and `RESUME` never start a line.
     may_start_line: bool,
-    extended_arg: bool,
 }
 
 const UNKNOWN: OpcodeInfo = OpcodeInfo {
     base: 0,
     length: 1,
-    jump: Jump::None,
+    oparg: OpargUse::Ignored,
     may_start_line: false,
-    extended_arg: false,
 };
 
 /// What the data of one code object is computed from, besides its bytecode.
 #[derive(Clone, Copy)]
 struct Program<'a> {
-    /// Where each run of code units with one line ends, and its line.
-    runs: &'a [(usize, i64)],
+    /// `co_linetable`.
+    line_table: &'a [u8],
     first_line: i64,
     first_traceable: usize,
     exceptions: &'a [u8],
@@ -185,11 +185,11 @@ impl LineData {
             return None;
         }
         let newer = py.version_info() >= (3, 13);
-        let mut jumps = [Jump::None; 256];
-        let mut mark = |names: &[&str], kind: Jump| {
+        let mut oparg_uses = [OpargUse::Ignored; 256];
+        let mut mark = |names: &[&str], kind: OpargUse| {
             for name in names {
                 if let Some(number) = opcodes.number(name) {
-                    jumps[usize::from(number)] = kind;
+                    oparg_uses[usize::from(number)] = kind;
                 }
             }
         };
@@ -201,18 +201,18 @@ impl LineData {
                 "POP_JUMP_IF_NOT_NONE",
                 "JUMP_FORWARD",
             ],
-            Jump::Forward,
+            OpargUse::Forward,
         );
-        mark(&["FOR_ITER", "SEND"], Jump::PastEnd);
+        mark(&["FOR_ITER", "SEND"], OpargUse::PastEnd);
         mark(
             &["JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT"],
-            Jump::Backward,
+            OpargUse::Backward,
         );
+        mark(&["EXTENDED_ARG"], OpargUse::Extends);
         let mut never_starts = [false; 256];
         for name in ["END_FOR", "END_SEND", "END_ASYNC_FOR", "RESUME"] {
             never_starts[usize::from(opcodes.number(name)?)] = true;
         }
-        let extended_arg = opcodes.number("EXTENDED_ARG")?;
         let mut deopt = [0u8; 256];
         for (name, number) in opcodes.numbers() {
             match name.strip_prefix("INSTRUMENTED_") {
@@ -235,9 +235,8 @@ impl LineData {
                 *info = OpcodeInfo {
                     base,
                     length: 1 + opcodes.caches[base_index],
-                    jump: jumps[base_index],
+                    oparg: oparg_uses[base_index],
                     may_start_line: !never_starts[base_index],
-                    extended_arg: base == extended_arg,
                 };
             }
         }
@@ -404,20 +403,8 @@ impl LineData {
         let Some(first_traceable) = ffi::first_traceable(code) else {
             return Ok(None);
         };
-        // Where each run of code units with one line ends, and its line (-1:
-        // none), as CPython's `_PyCode_CheckLineNumber()` walks them.
-        let mut runs = Vec::with_capacity(table.as_bytes().len());
-        let mut end = 0;
-        pycov_analysis::linetable::for_each_range(table.as_bytes(), first_line, |units, line| {
-            end += units;
-            let line = line.unwrap_or(-1);
-            match runs.last_mut() {
-                Some((last_end, last_line)) if *last_line == line => *last_end = end,
-                _ => runs.push((end, line)),
-            }
-        });
         let program = Program {
-            runs: &runs,
+            line_table: table.as_bytes(),
             first_line,
             first_traceable,
             exceptions: exceptions.as_bytes(),
@@ -441,57 +428,94 @@ impl LineData {
     /// opcode pycov does not know there.
     fn compute_from(&self, code: &[u8], program: &Program<'_>) -> Option<Vec<[u8; 2]>> {
         let Program {
-            runs,
+            line_table,
             first_line,
             first_traceable,
             exceptions,
         } = *program;
-        let units = code.len() / 2;
+        let (code, _) = code.as_chunks::<2>();
+        let units = code.len();
         if first_traceable >= units {
             return None;
         }
         let base_at = |unit: usize| -> Option<u8> {
-            let info = self.opcodes[usize::from(*code.get(2 * unit)?)];
+            let info = self.opcodes[usize::from(code.get(unit)?[0])];
             (info.base != 0).then_some(info.base)
         };
         // Inline cache entries keep this; instructions are written below.
         let mut data = vec![[0u8, NO_LINE as u8]; units];
         data[..first_traceable].fill([0, BEFORE_TRACEABLE as u8]);
-        // One sweep sets every instruction's delta and marks the line starts,
-        // noting jump targets; those are marked after it, as CPython's second
-        // sweep does.
+        let opcodes = &self.opcodes;
+        let computed_line = self.computed_line;
+        let computed_line_start = self.computed_line_start.unwrap_or(computed_line);
+        // One sweep, along the line table's entries (as CPython's
+        // `_PyCode_CheckLineNumber()` walks them), sets every instruction's
+        // delta and marks the line starts, noting jump targets; those are
+        // marked after it, as CPython's second sweep does. This runs for
+        // every code object at its first call, so the common instruction
+        // (no line start, no jump) takes the short path.
+        let (slots, code) = (&mut data[..units], &code[..units]);
         let mut targets = Vec::new();
         let mut current_line = -1i64;
         let mut extended = 0usize;
         let mut unit = first_traceable;
-        for &(end, line) in runs {
-            let end = end.min(units);
-            while unit < end {
-                let info = self.opcodes[usize::from(code[2 * unit])];
+        let mut entry_end = 0usize;
+        for (entry_units, line) in pycov_analysis::linetable::Entries::new(line_table, first_line) {
+            entry_end = (entry_end + entry_units).min(units);
+            let Some(line) = line.filter(|&line| line >= 0) else {
+                // No line: the instructions keep `NO_LINE`; none starts a line.
+                while unit < entry_end {
+                    let [opcode, arg] = code[unit];
+                    let info = opcodes[usize::from(opcode)];
+                    if info.base == 0 {
+                        return None;
+                    }
+                    if info.may_start_line {
+                        current_line = -1;
+                    }
+                    unit += usize::from(info.length);
+                    extended = match info.oparg {
+                        OpargUse::Ignored => 0,
+                        kind => note_target(kind, extended, arg, unit, &mut targets)?,
+                    };
+                }
+                continue;
+            };
+            // CPython's `compute_line_delta()`: the distance from the line
+            // predicted at `unit` (`first_line + (unit >> OFFSET_SHIFT)`) if
+            // it fits, else `computed_line`.
+            let line_offset = line - first_line;
+            let fits = |distance: i64| {
+                distance > i64::from(computed_line) && distance <= i64::from(i8::MAX)
+            };
+            while unit < entry_end {
+                let [opcode, arg] = code[unit];
+                let info = opcodes[usize::from(opcode)];
                 if info.base == 0 {
                     return None;
                 }
-                let mut delta = self.delta(unit, line, first_line);
+                let distance = line_offset - (unit >> OFFSET_SHIFT) as i64;
+                let mut delta = if fits(distance) {
+                    distance as i8
+                } else {
+                    computed_line
+                };
                 let mut original = 0;
                 if info.may_start_line {
-                    if line != current_line && line >= 0 {
+                    if line != current_line {
                         original = info.base;
-                        if delta == self.computed_line {
-                            delta = self.computed_line_start.unwrap_or(delta);
+                        if delta == computed_line {
+                            delta = computed_line_start;
                         }
                     }
                     current_line = line;
                 }
-                data[unit] = [original, delta as u8];
-                let oparg = (extended << 8) | usize::from(code[2 * unit + 1]);
-                extended = if info.extended_arg { oparg } else { 0 };
+                slots[unit] = [original, delta as u8];
                 unit += usize::from(info.length);
-                match info.jump {
-                    Jump::None => {}
-                    Jump::Forward => targets.push(unit + oparg),
-                    Jump::PastEnd => targets.push(unit + oparg + 1),
-                    Jump::Backward => targets.push(unit.checked_sub(oparg)?),
-                }
+                extended = match info.oparg {
+                    OpargUse::Ignored => 0,
+                    kind => note_target(kind, extended, arg, unit, &mut targets)?,
+                };
             }
         }
         if unit < units {
@@ -528,18 +552,27 @@ impl LineData {
         }
         Some(data)
     }
+}
 
-    /// CPython's `compute_line_delta()`.
-    #[inline]
-    fn delta(&self, unit: usize, line: i64, first_line: i64) -> i8 {
-        if line < 0 {
-            return NO_LINE;
-        }
-        let delta = line - first_line - (unit >> OFFSET_SHIFT) as i64;
-        if delta > i64::from(self.computed_line) && delta <= i64::from(i8::MAX) {
-            delta as i8
-        } else {
-            self.computed_line
-        }
+/// For an instruction that uses its argument `arg` (see [`OpargUse`]),
+/// `next` being the unit after it: notes its jump target, and returns the
+/// high bits the next instruction's argument gets (`EXTENDED_ARG`), or
+/// `None` if a backward jump leaves the code.
+#[inline]
+fn note_target(
+    kind: OpargUse,
+    extended: usize,
+    arg: u8,
+    next: usize,
+    targets: &mut Vec<usize>,
+) -> Option<usize> {
+    let oparg = (extended << 8) | usize::from(arg);
+    match kind {
+        OpargUse::Ignored => {}
+        OpargUse::Extends => return Some(oparg),
+        OpargUse::Forward => targets.push(next + oparg),
+        OpargUse::PastEnd => targets.push(next + oparg + 1),
+        OpargUse::Backward => targets.push(next.checked_sub(oparg)?),
     }
+    Some(0)
 }

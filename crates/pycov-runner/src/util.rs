@@ -41,7 +41,11 @@ pub(crate) fn nested_code_objects<'py>(
 /// Whether `code` is a deferred-annotations function (3.14+), which
 /// coverage.py ignores: it contributes no lines and is never measured.
 pub(crate) fn is_annotate(code: &Bound<'_, PyAny>) -> PyResult<bool> {
+    static DEFERRED_ANNOTATIONS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let py = code.py();
+    if !*DEFERRED_ANNOTATIONS.get_or_init(|| py.version_info() >= (3, 14)) {
+        return Ok(false);
+    }
     code.getattr(intern!(py, "co_name"))?
         .eq(intern!(py, "__annotate__"))
 }
