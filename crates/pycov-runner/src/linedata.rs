@@ -284,16 +284,18 @@ impl LineData {
                 return Ok(false);
             }
             for (their_code, our_code) in theirs.iter().zip(&ours) {
-                let Some(expected) = self.compute(py, their_code, true)? else {
+                let table = crate::util::line_table_bytes(py, their_code)?;
+                let Some(expected) = self.compute(py, their_code, &table, true)? else {
                     return Ok(false);
                 };
-                if self.compute(py, their_code, false)?.as_ref() != Some(&expected) {
+                if self.compute(py, their_code, &table, false)?.as_ref() != Some(&expected) {
                     return Ok(false);
                 }
                 let Some(cpython) = self.instrumented_by_cpython(py, their_code)? else {
                     return Ok(false);
                 };
-                if cpython.0 != expected || !self.install(py, our_code)? {
+                let our_table = crate::util::line_table_bytes(py, our_code)?;
+                if cpython.0 != expected || !self.install(py, our_code, &our_table)? {
                     return Ok(false);
                 }
                 let before = ffi::monitoring_pointers(our_code, self.local_events);
@@ -313,7 +315,13 @@ impl LineData {
     /// Gives `code` the line data CPython would compute when it first gets
     /// `LINE` events, unless it has some already. Returns whether it was
     /// written.
-    pub(crate) fn install(&self, py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<bool> {
+    /// `table` is its `co_linetable`.
+    pub(crate) fn install(
+        &self,
+        py: Python<'_>,
+        code: &Bound<'_, PyAny>,
+        table: &Bound<'_, PyBytes>,
+    ) -> PyResult<bool> {
         let Some(pointers) = ffi::monitoring_pointers(code, self.local_events) else {
             return Ok(false);
         };
@@ -325,7 +333,7 @@ impl LineData {
             // events for our tool are none already.
             self.set_local_events.call1(py, (self.tool_id, code, 0))?;
         }
-        let Some(data) = self.compute(py, code, true)? else {
+        let Some(data) = self.compute(py, code, table, true)? else {
             return Ok(false);
         };
         if self.checking && !self.agrees_with_cpython(py, code, &data)? {
@@ -394,12 +402,13 @@ impl LineData {
         &self,
         py: Python<'_>,
         code: &Bound<'_, PyAny>,
+        table: &Bound<'_, PyBytes>,
         live_first: bool,
     ) -> PyResult<Option<Vec<[u8; 2]>>> {
         let exceptions = code
             .getattr(intern!(py, "co_exceptiontable"))?
             .cast_into::<PyBytes>()?;
-        let (table, first_line) = crate::util::line_table(py, code)?;
+        let first_line = crate::util::first_line(py, code)?;
         let Some(first_traceable) = ffi::first_traceable(code) else {
             return Ok(None);
         };

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyCode, PyDict, PyString};
+use pyo3::types::{PyBytes, PyCode, PyDict, PyString};
 
 use pycov_core::{Decision, FileId, FileSelector, LineNo, Recorder};
 
@@ -259,16 +259,22 @@ impl Session {
         code: &Bound<'_, PyAny>,
         file: FileId,
     ) {
-        let unit_lines = long_span_lines(py, code).unwrap_or_else(|err| {
-            self.note_callback_error(py, err);
-            None
+        // Read once, for both uses below; without it `LINE` events still go on.
+        let table = crate::util::line_table_bytes(py, code)
+            .map_err(|err| self.note_callback_error(py, err))
+            .ok();
+        let unit_lines = table.as_ref().and_then(|table| {
+            long_span_lines(py, code, table).unwrap_or_else(|err| {
+                self.note_callback_error(py, err);
+                None
+            })
         });
         let event = match unit_lines {
             None => monitoring.line_event.bind(py),
             Some(_) => monitoring.instruction_event.bind(py),
         };
-        if let (None, Some(data)) = (&unit_lines, &self.line_data) {
-            if let Err(err) = data.install(py, code) {
+        if let (None, Some(table), Some(data)) = (&unit_lines, &table, &self.line_data) {
+            if let Err(err) = data.install(py, code, table) {
                 self.note_callback_error(py, err);
             }
         }
@@ -515,8 +521,12 @@ const SHORT_LINE_TABLE: usize = 1024;
 /// The line of each code unit of `code` if CPython cannot store some of its
 /// lines compactly (see [`LINE_DELTA_SHIFT`]) and looking them up would be
 /// slow; `None` otherwise. Units without a line (or before line 1) map to 0.
-fn long_span_lines(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<Option<Box<[u32]>>> {
-    let table = crate::util::line_table_bytes(py, code)?;
+/// `table` is its `co_linetable`.
+fn long_span_lines(
+    py: Python<'_>,
+    code: &Bound<'_, PyAny>,
+    table: &Bound<'_, PyBytes>,
+) -> PyResult<Option<Box<[u32]>>> {
     if table.as_bytes().len() < SHORT_LINE_TABLE {
         return Ok(None);
     }

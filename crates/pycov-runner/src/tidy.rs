@@ -631,7 +631,7 @@ pub(crate) fn pause_for_fork(py: Python<'_>) {
     }
 }
 
-/// Python 3.13: when (ms since the Unix epoch) a fork in this process
+/// Python 3.13: when (see [`monotonic_ms`]) a fork in this process
 /// stopped the thread, which starts again from a later `PY_START`; 0 if
 /// none is due.
 static RESTART_REQUESTED_AT: AtomicU64 = AtomicU64::new(0);
@@ -639,14 +639,6 @@ static RESTART_REQUESTED_AT: AtomicU64 = AtomicU64::new(0);
 /// How long after such a fork the thread waits to start again: past the
 /// fork's own hooks and warning.
 const RESTART_DELAY_MS: u64 = 50;
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| {
-            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-        })
-}
 
 /// After `os.fork()`, in the parent. Python 3.12 counts the process's
 /// threads for its fork warning before the fork hooks run, so the thread
@@ -657,7 +649,7 @@ pub(crate) fn resume_after_fork_in_parent(py: Python<'_>) {
     if py.version_info() < (3, 13) {
         resume_after_fork();
     } else {
-        RESTART_REQUESTED_AT.store(now_ms().max(1), Ordering::Relaxed);
+        RESTART_REQUESTED_AT.store(monotonic_ms().max(1), Ordering::Relaxed);
     }
 }
 
@@ -673,7 +665,7 @@ pub(crate) fn restart_if_due() {
 
 #[cold]
 fn restart_if_due_at(requested: u64) {
-    let due = now_ms() >= requested.saturating_add(RESTART_DELAY_MS);
+    let due = monotonic_ms() >= requested.saturating_add(RESTART_DELAY_MS);
     if due
         && RESTART_REQUESTED_AT
             .compare_exchange(requested, 0, Ordering::Relaxed, Ordering::Relaxed)
