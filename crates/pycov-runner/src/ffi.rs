@@ -489,8 +489,14 @@ pub(crate) fn with_adaptive_code<R>(
     }
 }
 
+/// `PY_MONITORING_EVENT_PY_START`: the index of `PY_START` among the events.
+pub(crate) const PY_START_EVENT_INDEX: usize = 0;
 /// `PY_MONITORING_EVENT_LINE`: the index of `LINE` among the events.
 pub(crate) const LINE_EVENT_INDEX: usize = 5;
+/// `PY_MONITORING_INSTRUMENTED_EVENTS`: the events that instrument bytecode
+/// come first. CPython reads a code object's tool sets for these alone;
+/// 3.12 leaves whatever its stack held in the rest of the active set.
+pub(crate) const INSTRUMENTED_EVENTS: usize = 10;
 
 /// How many events a code object's tool sets cover
 /// (`_PY_MONITORING_LOCAL_EVENTS`): 15 on 3.12, 10 on 3.13.
@@ -528,11 +534,67 @@ pub(crate) struct LineInstrumentation<'a> {
     pub first_traceable: usize,
 }
 
-/// Where `_co_monitoring` and `_co_firsttraceable` lie in a 3.12/3.13 code
-/// object, counted back from its code units (see
-/// [`with_line_instrumentation`]).
+/// Where `_co_instrumentation_version`, `_co_monitoring` and
+/// `_co_firsttraceable` lie in a 3.12/3.13 code object, counted back from
+/// its code units (see [`with_line_instrumentation`] and [`with_monitors`]).
+const VERSION_BEFORE_CODE: usize = 32;
 const MONITORING_BEFORE_CODE: usize = 24;
 const FIRST_TRACEABLE_BEFORE_CODE: usize = 16;
+
+/// A code object's `sys.monitoring` bookkeeping (3.12/3.13).
+pub(crate) struct Monitors<'a> {
+    /// `_co_instrumentation_version`: the interpreter's instrumentation
+    /// version the code was last brought up to (0: never).
+    pub version: &'a mut u64,
+    /// Per local event, the tools with events set on this code object.
+    pub local: &'a mut [u8],
+    /// Per local event, the tools whose events its bytecode is
+    /// instrumented for (global and local ones).
+    pub active: &'a mut [u8],
+}
+
+/// Runs `f` on the bookkeeping of `code`; `None` unless it is a code object
+/// with `sys.monitoring` data. On 3.12/3.13 `_co_instrumentation_version`
+/// (eight bytes, `uint64_t` or `uintptr_t`) is the field before
+/// `_co_monitoring` (see [`with_line_instrumentation`]), which points to the
+/// local and then the active tool set of each of `local_events` events.
+///
+/// `f` must not run Python code; it may be called inside
+/// [`with_line_instrumentation`], whose memory this leaves alone.
+pub(crate) fn with_monitors<R>(
+    code: &Bound<'_, PyAny>,
+    local_events: usize,
+    f: impl FnOnce(Monitors<'_>) -> R,
+) -> Option<R> {
+    if !code.is_exact_instance_of::<pyo3::types::PyCode>() {
+        return None;
+    }
+    // SAFETY: `code` is a live code object and the GIL is held. The two
+    // fields read lie in its fixed part, just before the code units (the
+    // type's basic size, as in `with_adaptive_code`); a non-null
+    // `_co_monitoring` points to CPython's `_PyCoMonitoringData`, which
+    // starts with the two tool sets. None of this memory overlaps the code
+    // units or the line data, and `f` runs no Python code.
+    unsafe {
+        let object = code.as_ptr().cast::<u8>();
+        let basic_size = usize::try_from((*ffi::Py_TYPE(code.as_ptr())).tp_basicsize).ok()?;
+        let monitoring = object
+            .add(basic_size - MONITORING_BEFORE_CODE)
+            .cast::<*mut u8>()
+            .read();
+        if monitoring.is_null() {
+            return None;
+        }
+        let version = &mut *object.add(basic_size - VERSION_BEFORE_CODE).cast::<u64>();
+        let (local, active) =
+            std::slice::from_raw_parts_mut(monitoring, 2 * local_events).split_at_mut(local_events);
+        Some(f(Monitors {
+            version,
+            local,
+            active,
+        }))
+    }
+}
 
 /// The addresses in a code object's `sys.monitoring` data (0 for null),
 /// to check the layout described at [`with_line_instrumentation`].

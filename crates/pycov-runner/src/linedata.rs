@@ -16,12 +16,16 @@
 //! and uses data written in advance.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use crate::ffi::{self, LINE_EVENT_INDEX};
+use crate::ffi::{
+    self, LineInstrumentation, Monitors, INSTRUMENTED_EVENTS, LINE_EVENT_INDEX,
+    PY_START_EVENT_INDEX,
+};
 use crate::fusion::OpcodeTable;
 use crate::opcodes::Opcodes;
 
@@ -59,6 +63,9 @@ struct OpcodeInfo {
     oparg: OpargUse,
     /// `END_FOR`, `END_SEND`, `END_ASYNC_FOR` and `RESUME` never start a line.
     may_start_line: bool,
+    /// A superinstruction (3.12), which instrumenting splits: its first
+    /// half, `base`, is written in its place.
+    split: bool,
 }
 
 const UNKNOWN: OpcodeInfo = OpcodeInfo {
@@ -66,7 +73,29 @@ const UNKNOWN: OpcodeInfo = OpcodeInfo {
     length: 1,
     oparg: OpargUse::Ignored,
     may_start_line: false,
+    split: false,
 };
+
+/// Which bytecode [`LineData::compute`] reads base opcodes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bytecode {
+    /// The live bytecode, else `co_code`.
+    LiveFirst,
+    /// The live bytecode alone.
+    Live,
+    /// `co_code`.
+    Base,
+}
+
+/// What pycov alone makes of a code object's `sys.monitoring` bookkeeping
+/// (see [`LineData::install_ahead`]): the interpreter's instrumentation
+/// version and, per local event, the tools with global events, read off a
+/// code object CPython has just brought up to date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Baseline {
+    version: u64,
+    globals: Vec<u8>,
+}
 
 /// What the data of one code object is computed from, besides its bytecode.
 #[derive(Clone, Copy)]
@@ -78,8 +107,15 @@ struct Program<'a> {
     exceptions: &'a [u8],
 }
 
-/// A code object's line data and bytecode as CPython left them.
-type Instrumented = (Vec<[u8; 2]>, Vec<u8>);
+/// A code object's instrumentation: line data, bytecode and bookkeeping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Instrumented {
+    lines: Vec<[u8; 2]>,
+    live: Vec<u8>,
+    local: Vec<u8>,
+    active: Vec<u8>,
+    version: u64,
+}
 
 /// The rules of the running interpreter.
 #[derive(Debug)]
@@ -87,6 +123,11 @@ pub(crate) struct LineData {
     /// By opcode as it stands in the bytecode: what it is.
     opcodes: [OpcodeInfo; 256],
     end_async_for: u8,
+    resume: u8,
+    instrumented_resume: u8,
+    instrumented_line: u8,
+    /// 3.12: instrumenting splits superinstructions.
+    splits_superinstructions: bool,
     /// The delta for a line too far off to store (3.12: -127, 3.13: -126).
     computed_line: i8,
     /// 3.13: the delta for such a line where a line starts (-127).
@@ -97,10 +138,15 @@ pub(crate) struct LineData {
     /// `sys.monitoring.set_local_events` and our tool id.
     set_local_events: Py<PyAny>,
     tool_id: u8,
+    /// Whether instrumenting ahead gives what CPython gives, checked on the
+    /// probe when first needed, with monitoring under way (see
+    /// [`LineData::check_ahead`]).
+    ahead: OnceLock<bool>,
     /// `PYCOV_DEBUG=linedata`: check each code object's data against
     /// CPython's for a copy of it before writing, and count.
     checking: bool,
     written: AtomicUsize,
+    instrumented_ahead: AtomicUsize,
     checked: AtomicUsize,
     differed: AtomicUsize,
 }
@@ -221,15 +267,17 @@ impl LineData {
                 None => deopt[usize::from(number)] = number,
             }
         }
+        let mut split = [false; 256];
         if !newer {
             // Fused at creation (3.12): without them most code that has not
             // run yet would need `co_code`.
             for (fused, first) in fusing?.fused_opcodes() {
                 deopt[usize::from(fused)] = first;
+                split[usize::from(fused)] = true;
             }
         }
         let mut table = [UNKNOWN; 256];
-        for (info, base) in table.iter_mut().zip(deopt) {
+        for ((info, base), split) in table.iter_mut().zip(deopt).zip(split) {
             if base != 0 {
                 let base_index = usize::from(base);
                 *info = OpcodeInfo {
@@ -237,19 +285,26 @@ impl LineData {
                     length: 1 + opcodes.caches[base_index],
                     oparg: oparg_uses[base_index],
                     may_start_line: !never_starts[base_index],
+                    split,
                 };
             }
         }
         let data = LineData {
             opcodes: table,
             end_async_for: opcodes.number("END_ASYNC_FOR")?,
+            resume: opcodes.resume,
+            instrumented_resume: opcodes.number("INSTRUMENTED_RESUME")?,
+            instrumented_line: opcodes.instrumented_line,
+            splits_superinstructions: !newer,
             computed_line: if newer { -126 } else { -127 },
             computed_line_start: newer.then_some(-127),
             local_events: ffi::local_event_count(py),
             set_local_events: set_local_events.clone().unbind(),
             tool_id,
+            ahead: OnceLock::new(),
             checking: crate::util::debugging("linedata"),
             written: AtomicUsize::new(0),
+            instrumented_ahead: AtomicUsize::new(0),
             checked: AtomicUsize::new(0),
             differed: AtomicUsize::new(0),
         };
@@ -261,41 +316,25 @@ impl LineData {
     /// it turns on `LINE` events (then its bytecode comes out the same).
     fn matches_cpython(&self, py: Python<'_>) -> bool {
         let check = || -> PyResult<bool> {
-            let compile = |name: &str| -> PyResult<Vec<Bound<'_, PyAny>>> {
-                let globals = PyDict::new(py);
-                globals.set_item("__file__", name)?;
-                let source = PROBE.replace("    # FAR\n", &"\n".repeat(150));
-                let source = std::ffi::CString::new(source)?;
-                py.run(&source, Some(&globals), None)?;
-                let mut codes = Vec::new();
-                for (_, value) in globals.iter() {
-                    if let Ok(code) = value.getattr(intern!(py, "__code__")) {
-                        let mut stack = vec![code];
-                        while let Some(code) = stack.pop() {
-                            stack.extend(crate::util::nested_code_objects(&code)?);
-                            codes.push(code);
-                        }
-                    }
-                }
-                Ok(codes)
-            };
-            let (theirs, ours) = (compile("<probe>")?, compile("<probe>")?);
+            let (theirs, ours) = (probe_code(py)?, probe_code(py)?);
             if theirs.len() < 7 || theirs.len() != ours.len() {
                 return Ok(false);
             }
             for (their_code, our_code) in theirs.iter().zip(&ours) {
                 let table = crate::util::line_table_bytes(py, their_code)?;
-                let Some(expected) = self.compute(py, their_code, &table, true)? else {
+                let Some(expected) = self.compute(py, their_code, &table, Bytecode::LiveFirst)?
+                else {
                     return Ok(false);
                 };
-                if self.compute(py, their_code, &table, false)?.as_ref() != Some(&expected) {
+                let from_base = self.compute(py, their_code, &table, Bytecode::Base)?;
+                if from_base.as_ref() != Some(&expected) {
                     return Ok(false);
                 }
                 let Some(cpython) = self.instrumented_by_cpython(py, their_code)? else {
                     return Ok(false);
                 };
                 let our_table = crate::util::line_table_bytes(py, our_code)?;
-                if cpython.0 != expected || !self.install(py, our_code, &our_table)? {
+                if cpython.lines != expected || !self.install(py, our_code, &our_table)? {
                     return Ok(false);
                 }
                 let before = ffi::monitoring_pointers(our_code, self.local_events);
@@ -333,7 +372,7 @@ impl LineData {
             // events for our tool are none already.
             self.set_local_events.call1(py, (self.tool_id, code, 0))?;
         }
-        let Some(data) = self.compute(py, code, table, true)? else {
+        let Some(data) = self.compute(py, code, table, Bytecode::LiveFirst)? else {
             return Ok(false);
         };
         if self.checking && !self.agrees_with_cpython(py, code, &data)? {
@@ -357,7 +396,7 @@ impl LineData {
         let twin = code.call_method0(intern!(py, "replace"))?;
         let theirs = self.instrumented_by_cpython(py, &twin)?;
         self.checked.fetch_add(1, Ordering::Relaxed);
-        let agrees = theirs.is_some_and(|(lines, _)| lines == data);
+        let agrees = theirs.is_some_and(|theirs| theirs.lines == data);
         if !agrees {
             self.differed.fetch_add(1, Ordering::Relaxed);
             eprintln!("pycov: linedata: ours differs from CPython's for {code}");
@@ -365,8 +404,8 @@ impl LineData {
         Ok(agrees)
     }
 
-    /// Turns on `LINE` events for `code` and off again; returns the line data
-    /// and the bytecode they left in between.
+    /// Turns on `LINE` events for `code` and off again; returns the
+    /// instrumentation they left in between.
     fn instrumented_by_cpython(
         &self,
         py: Python<'_>,
@@ -374,11 +413,261 @@ impl LineData {
     ) -> PyResult<Option<Instrumented>> {
         let set_local_events = self.set_local_events.bind(py);
         set_local_events.call1((self.tool_id, code, 1u32 << LINE_EVENT_INDEX))?;
-        let seen = ffi::with_line_instrumentation(code, self.local_events, |view| {
-            (view.lines.to_vec(), view.live.to_vec())
-        });
+        let seen = self.instrumentation(code);
         set_local_events.call1((self.tool_id, code, 0))?;
         Ok(seen)
+    }
+
+    fn instrumentation(&self, code: &Bound<'_, PyAny>) -> Option<Instrumented> {
+        ffi::with_line_instrumentation(code, self.local_events, |view| {
+            ffi::with_monitors(code, self.local_events, |monitors| Instrumented {
+                lines: view.lines.to_vec(),
+                live: view.live.to_vec(),
+                local: monitors.local[..INSTRUMENTED_EVENTS].to_vec(),
+                active: monitors.active[..INSTRUMENTED_EVENTS].to_vec(),
+                version: *monitors.version,
+            })
+        })
+        .flatten()
+    }
+
+    fn tool_bit(&self) -> u8 {
+        1 << self.tool_id
+    }
+
+    /// The bookkeeping pycov alone gives code, read off `code`, which CPython
+    /// has just brought up to date; `None` unless the only global event is
+    /// our `PY_START` (or none) and `code` has local events of ours alone.
+    pub(crate) fn baseline(&self, code: &Bound<'_, PyAny>) -> Option<Baseline> {
+        let bit = self.tool_bit();
+        ffi::with_monitors(code, self.local_events, |monitors| {
+            if *monitors.version == 0 {
+                return None;
+            }
+            let mut globals = Vec::with_capacity(INSTRUMENTED_EVENTS);
+            let (local, active) = (&monitors.local, &monitors.active);
+            for (event, (&local, &active)) in local.iter().zip(active.iter()).enumerate() {
+                if event == INSTRUMENTED_EVENTS {
+                    break;
+                }
+                let global = active & !local;
+                let allowed = if event == PY_START_EVENT_INDEX {
+                    bit
+                } else {
+                    0
+                };
+                if local & !bit != 0 || global & !allowed != 0 {
+                    return None;
+                }
+                globals.push(global);
+            }
+            Some(Baseline {
+                version: *monitors.version,
+                globals,
+            })
+        })
+        .flatten()
+    }
+
+    /// Turns on our `LINE` events for `code`, which CPython has never
+    /// instrumented, the way CPython would but without it (its two sweeps of
+    /// the bytecode were two thirds of what turning the events on cost): the
+    /// line data, `INSTRUMENTED_LINE` at each line start, superinstructions
+    /// split (3.12), and the bookkeeping brought up to `baseline`, so that
+    /// CPython finds nothing to do when the code first runs. `PY_START` stays
+    /// off, as after a callback returned `DISABLE` there: only for code whose
+    /// file pycov has decided, whose `PY_START` callback would do nothing
+    /// else. Returns whether it did; if not, `LINE` events are still off.
+    pub(crate) fn install_ahead(
+        &self,
+        py: Python<'_>,
+        code: &Bound<'_, PyAny>,
+        table: &Bound<'_, PyBytes>,
+        baseline: &Baseline,
+    ) -> PyResult<bool> {
+        if ffi::monitoring_pointers(code, self.local_events)
+            != Some(ffi::MonitoringPointers::default())
+            || !*self.ahead.get_or_init(|| self.check_ahead(py))
+        {
+            return Ok(false);
+        }
+        self.instrument_ahead(py, code, table, baseline)
+    }
+
+    fn instrument_ahead(
+        &self,
+        py: Python<'_>,
+        code: &Bound<'_, PyAny>,
+        table: &Bound<'_, PyBytes>,
+        baseline: &Baseline,
+    ) -> PyResult<bool> {
+        // Has CPython allocate the monitoring data and nothing else: the
+        // events for our tool are none already.
+        self.set_local_events.call1(py, (self.tool_id, code, 0))?;
+        // Made first: it runs Python code, which nothing may between the
+        // sweep and the writes.
+        let twin = if self.checking {
+            let twin = code.call_method0(intern!(py, "replace"))?;
+            self.instrumented_by_cpython(py, &twin)?
+        } else {
+            None
+        };
+        let Some(data) = self.compute(py, code, table, Bytecode::Live)? else {
+            return Ok(false);
+        };
+        if !ffi::install_line_data(code, self.local_events, &data) {
+            return Ok(false);
+        }
+        self.written.fetch_add(1, Ordering::Relaxed);
+        let done = ffi::with_line_instrumentation(code, self.local_events, |view| {
+            ffi::with_monitors(code, self.local_events, |monitors| {
+                self.instrument_fresh(view, monitors, baseline, &data)
+            })
+        })
+        .flatten()
+            == Some(true);
+        if done {
+            self.instrumented_ahead.fetch_add(1, Ordering::Relaxed);
+        }
+        if self.checking {
+            self.checked.fetch_add(1, Ordering::Relaxed);
+            let ours = self.instrumentation(code);
+            if !done || !self.same_but_py_start(ours.as_ref(), twin.as_ref()) {
+                self.differed.fetch_add(1, Ordering::Relaxed);
+                eprintln!("pycov: linedata: instrumenting ahead differs from CPython for {code}");
+            }
+        }
+        Ok(done)
+    }
+
+    /// Writes what [`LineData::install_ahead`] describes into `view` and
+    /// `monitors`; `data`, the line data in place, was computed from the
+    /// live bytecode just now. Writes nothing unless the code was never
+    /// instrumented.
+    fn instrument_fresh(
+        &self,
+        view: LineInstrumentation<'_>,
+        monitors: Monitors<'_>,
+        baseline: &Baseline,
+        data: &[[u8; 2]],
+    ) -> bool {
+        let LineInstrumentation {
+            live,
+            lines,
+            line_tools,
+            ..
+        } = view;
+        let Monitors {
+            version,
+            local,
+            active,
+        } = monitors;
+        let (local, active) = (
+            &mut local[..INSTRUMENTED_EVENTS],
+            &mut active[..INSTRUMENTED_EVENTS],
+        );
+        if *version != 0
+            || local.iter().chain(&*active).any(|&tools| tools != 0)
+            || line_tools.is_some()
+            || baseline.globals.len() != active.len()
+            || *lines != *data
+            || live.len() != 2 * lines.len()
+        {
+            return false;
+        }
+        // What CPython does to code never instrumented, with `LINE` the
+        // only event to add: `INSTRUMENTED_LINE` at each line start (the
+        // data marks instructions' first units alone, with the base opcode
+        // of what is there), and on 3.12 every superinstruction split first.
+        // Other instructions stay, specialized or not.
+        let (units, _) = live.as_chunks_mut::<2>();
+        if self.splits_superinstructions {
+            let mut unit = 0;
+            while let (Some(code_unit), Some(entry)) = (units.get_mut(unit), lines.get(unit)) {
+                let info = self.opcodes[usize::from(code_unit[0])];
+                if entry[0] != 0 {
+                    code_unit[0] = self.instrumented_line;
+                } else if info.split {
+                    code_unit[0] = info.base;
+                }
+                unit += usize::from(info.length);
+            }
+        } else {
+            for (code_unit, entry) in units.iter_mut().zip(&*lines) {
+                if entry[0] != 0 {
+                    code_unit[0] = self.instrumented_line;
+                }
+            }
+        }
+        local[LINE_EVENT_INDEX] = self.tool_bit();
+        active.copy_from_slice(&baseline.globals);
+        active[LINE_EVENT_INDEX] |= self.tool_bit();
+        *version = baseline.version;
+        true
+    }
+
+    /// Whether `ours` (instrumented ahead) is `theirs` (by CPython), but for
+    /// `PY_START`, which CPython instruments and we leave as after `DISABLE`.
+    fn same_but_py_start(
+        &self,
+        ours: Option<&Instrumented>,
+        theirs: Option<&Instrumented>,
+    ) -> bool {
+        let (Some(ours), Some(theirs)) = (ours, theirs) else {
+            return false;
+        };
+        let same_code = ours.live.len() == theirs.live.len()
+            && ours
+                .live
+                .iter()
+                .zip(&theirs.live)
+                .enumerate()
+                .all(|(at, (&our, &their))| {
+                    our == their
+                        || (at % 2 == 0 && our == self.resume && their == self.instrumented_resume)
+                });
+        same_code
+            && ours.lines == theirs.lines
+            && ours.local == theirs.local
+            && ours.active == theirs.active
+            && ours.version == theirs.version
+    }
+
+    /// Whether instrumenting ahead gives every code object of [`PROBE`] what
+    /// CPython gives a copy of it (but for `PY_START`), with the bookkeeping
+    /// read off that copy.
+    fn check_ahead(&self, py: Python<'_>) -> bool {
+        let check = || -> PyResult<bool> {
+            let (theirs, ours) = (probe_code(py)?, probe_code(py)?);
+            if theirs.len() < 7 || theirs.len() != ours.len() {
+                return Ok(false);
+            }
+            for (their_code, our_code) in theirs.iter().zip(&ours) {
+                let Some(cpython) = self.instrumented_by_cpython(py, their_code)? else {
+                    return Ok(false);
+                };
+                // Events off again: what is left in effect is global.
+                let Some(baseline) = self.baseline(their_code) else {
+                    return Ok(false);
+                };
+                let table = crate::util::line_table_bytes(py, our_code)?;
+                if ffi::monitoring_pointers(our_code, self.local_events)
+                    != Some(ffi::MonitoringPointers::default())
+                    || baseline.version == 0
+                    || !self.instrument_ahead(py, our_code, &table, &baseline)?
+                {
+                    return Ok(false);
+                }
+                let ours = self.instrumentation(our_code);
+                self.set_local_events
+                    .call1(py, (self.tool_id, our_code, 0))?;
+                if !self.same_but_py_start(ours.as_ref(), Some(&cpython)) {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        };
+        check().unwrap_or(false)
     }
 
     /// `PYCOV_DEBUG=linedata`: how many code objects got data written ahead,
@@ -386,8 +675,9 @@ impl LineData {
     pub(crate) fn report(&self) {
         if self.checking {
             eprintln!(
-                "pycov: linedata: written ahead for {} code objects; {} checked against CPython, {} differed",
+                "pycov: linedata: written ahead for {} code objects ({} instrumented ahead); {} checked against CPython, {} differed",
                 self.written.load(Ordering::Relaxed),
+                self.instrumented_ahead.load(Ordering::Relaxed),
                 self.checked.load(Ordering::Relaxed),
                 self.differed.load(Ordering::Relaxed),
             );
@@ -396,14 +686,14 @@ impl LineData {
 
     /// The data for `code`, from its bytecode, line table and exception
     /// table; `None` if they do not fit together. The base opcodes come from
-    /// the live bytecode when it holds no specialized instruction yet, else
-    /// from `co_code` (which costs a copy of the bytecode).
+    /// the bytecode `from` says: the live bytecode serves while it holds no
+    /// specialized instruction yet, `co_code` costs a copy of the bytecode.
     fn compute(
         &self,
         py: Python<'_>,
         code: &Bound<'_, PyAny>,
         table: &Bound<'_, PyBytes>,
-        live_first: bool,
+        from: Bytecode,
     ) -> PyResult<Option<Vec<[u8; 2]>>> {
         let exceptions = code
             .getattr(intern!(py, "co_exceptiontable"))?
@@ -418,11 +708,11 @@ impl LineData {
             first_traceable,
             exceptions: exceptions.as_bytes(),
         };
-        let from_live = live_first
+        let from_live = (from != Bytecode::Base)
             .then(|| ffi::with_adaptive_code(code, |live| self.compute_from(live, &program)))
             .flatten()
             .flatten();
-        if from_live.is_some() {
+        if from_live.is_some() || from == Bytecode::Live {
             return Ok(from_live);
         }
         let base = code
@@ -561,6 +851,26 @@ impl LineData {
         }
         Some(data)
     }
+}
+
+/// The code objects of a fresh copy of [`PROBE`], which never ran.
+fn probe_code(py: Python<'_>) -> PyResult<Vec<Bound<'_, PyAny>>> {
+    let globals = PyDict::new(py);
+    globals.set_item("__file__", "<probe>")?;
+    let source = PROBE.replace("    # FAR\n", &"\n".repeat(150));
+    let source = std::ffi::CString::new(source)?;
+    py.run(&source, Some(&globals), None)?;
+    let mut codes = Vec::new();
+    for (_, value) in globals.iter() {
+        if let Ok(code) = value.getattr(intern!(py, "__code__")) {
+            let mut stack = vec![code];
+            while let Some(code) = stack.pop() {
+                stack.extend(crate::util::nested_code_objects(&code)?);
+                codes.push(code);
+            }
+        }
+    }
+    Ok(codes)
 }
 
 /// For an instruction that uses its argument `arg` (see [`OpargUse`]),

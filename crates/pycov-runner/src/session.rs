@@ -14,7 +14,7 @@ use pyo3::types::{PyBytes, PyCode, PyDict, PyString};
 use pycov_core::{Decision, FileId, FileSelector, LineNo, Recorder};
 
 use crate::ffi;
-use crate::linedata::LineData;
+use crate::linedata::{Baseline, LineData};
 use crate::tidy::{CodeKind, Tidy};
 
 /// The low half of a cached decision for code that is not measured.
@@ -227,7 +227,7 @@ impl Session {
             return false;
         };
         if let Some(monitoring) = &self.monitoring {
-            self.enable_lines(py, monitoring, code, file);
+            self.enable_lines(py, monitoring, code, file, None);
         }
         let is_module = code
             .getattr(intern!(py, "co_name"))
@@ -252,12 +252,16 @@ impl Session {
     /// table (tens of thousands of instructions per event in a big module's
     /// top-level code), while an `INSTRUCTION` callback gets a bytecode offset
     /// that pycov maps to its line with the table it reads once here.
+    /// With a `baseline`, `code` is one pycov has decided on but that has not
+    /// run yet: pycov instruments it itself when it can (see
+    /// [`LineData::install_ahead`]).
     fn enable_lines(
         &self,
         py: Python<'_>,
         monitoring: &MonitoringHandles,
         code: &Bound<'_, PyAny>,
         file: FileId,
+        baseline: Option<&Baseline>,
     ) {
         // Read once, for both uses below; without it `LINE` events still go on.
         let table = crate::util::line_table_bytes(py, code)
@@ -274,6 +278,16 @@ impl Session {
             Some(_) => monitoring.instruction_event.bind(py),
         };
         if let (None, Some(table), Some(data)) = (&unit_lines, &table, &self.line_data) {
+            if let Some(baseline) = baseline {
+                match data.install_ahead(py, code, table, baseline) {
+                    Ok(true) => {
+                        lock(&self.instrumented).push(code.clone().unbind());
+                        return;
+                    }
+                    Ok(false) => {}
+                    Err(err) => self.note_callback_error(py, err),
+                }
+            }
             if let Err(err) = data.install(py, code, table) {
                 self.note_callback_error(py, err);
             }
@@ -322,6 +336,12 @@ impl Session {
         module: &Bound<'_, PyAny>,
         file: FileId,
     ) -> PyResult<()> {
+        // The module's own events were just turned on: CPython brought it up
+        // to date.
+        let baseline = self
+            .line_data
+            .as_ref()
+            .and_then(|data| data.baseline(module));
         let mut stack = vec![module.clone()];
         while let Some(code) = stack.pop() {
             for nested in nested_code_objects(&code)? {
@@ -333,7 +353,7 @@ impl Session {
                     continue;
                 }
                 ffi::set_extra(&nested, self.extra_index, self.pack(Some(file)));
-                self.enable_lines(py, monitoring, &nested, file);
+                self.enable_lines(py, monitoring, &nested, file, baseline.as_ref());
                 stack.push(nested);
             }
         }
