@@ -14,13 +14,22 @@
 //! at start, pycov's data equals CPython's own for every code object of a
 //! probe module that exercises each rule (see [`PROBE`]), and CPython keeps
 //! and uses data written in advance.
+//!
+//! For functions that have not run yet (those nested in a measured module
+//! as it starts), pycov goes one step further and instruments them itself
+//! ([`LineData::install_ahead`]): CPython's `_Py_Instrument` sweeps the
+//! whole bytecode twice to do it, once looking for events other than `LINE`
+//! (there are none) and once for the line starts, 214 M instructions in
+//! `many_funcs` SIZE 20000, which pycov does in 34 M. The first time, once
+//! monitoring runs, the probe's code objects are instrumented both ways and
+//! compared, bookkeeping included; nothing is instrumented ahead unless
+//! they agree.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::PyBytes;
 
 use crate::ffi::{
     self, LineInstrumentation, Monitors, INSTRUMENTED_EVENTS, LINE_EVENT_INDEX,
@@ -75,6 +84,12 @@ const UNKNOWN: OpcodeInfo = OpcodeInfo {
     may_start_line: false,
     split: false,
 };
+
+/// The states of [`LineData::ahead`].
+const AHEAD_UNCHECKED: u8 = 0;
+const AHEAD_CHECKING: u8 = 1;
+const AHEAD_USED: u8 = 2;
+const AHEAD_UNUSED: u8 = 3;
 
 /// Which bytecode [`LineData::compute`] reads base opcodes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,8 +155,8 @@ pub(crate) struct LineData {
     tool_id: u8,
     /// Whether instrumenting ahead gives what CPython gives, checked on the
     /// probe when first needed, with monitoring under way (see
-    /// [`LineData::check_ahead`]).
-    ahead: OnceLock<bool>,
+    /// [`LineData::check_ahead`]): one of the `AHEAD_*` states.
+    ahead: AtomicU8,
     /// `PYCOV_DEBUG=linedata`: check each code object's data against
     /// CPython's for a copy of it before writing, and count.
     checking: bool,
@@ -301,7 +316,7 @@ impl LineData {
             local_events: ffi::local_event_count(py),
             set_local_events: set_local_events.clone().unbind(),
             tool_id,
-            ahead: OnceLock::new(),
+            ahead: AtomicU8::new(AHEAD_UNCHECKED),
             checking: crate::util::debugging("linedata"),
             written: AtomicUsize::new(0),
             instrumented_ahead: AtomicUsize::new(0),
@@ -487,7 +502,7 @@ impl LineData {
     ) -> PyResult<bool> {
         if ffi::monitoring_pointers(code, self.local_events)
             != Some(ffi::MonitoringPointers::default())
-            || !*self.ahead.get_or_init(|| self.check_ahead(py))
+            || !self.ahead_checked(py)
         {
             return Ok(false);
         }
@@ -633,6 +648,25 @@ impl LineData {
             && ours.version == theirs.version
     }
 
+    /// Whether instrumenting ahead may be used; checks first if nobody has.
+    /// Never waits: while another thread checks, the answer is no.
+    fn ahead_checked(&self, py: Python<'_>) -> bool {
+        match self.ahead.compare_exchange(
+            AHEAD_UNCHECKED,
+            AHEAD_CHECKING,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => {
+                let ok = self.check_ahead(py);
+                let state = if ok { AHEAD_USED } else { AHEAD_UNUSED };
+                self.ahead.store(state, Ordering::Release);
+                ok
+            }
+            Err(state) => state == AHEAD_USED,
+        }
+    }
+
     /// Whether instrumenting ahead gives every code object of [`PROBE`] what
     /// CPython gives a copy of it (but for `PY_START`), with the bookkeeping
     /// read off that copy.
@@ -642,32 +676,38 @@ impl LineData {
             if theirs.len() < 7 || theirs.len() != ours.len() {
                 return Ok(false);
             }
+            let set_local_events = self.set_local_events.bind(py);
             for (their_code, our_code) in theirs.iter().zip(&ours) {
-                let Some(cpython) = self.instrumented_by_cpython(py, their_code)? else {
-                    return Ok(false);
-                };
-                // Events off again: what is left in effect is global.
-                let Some(baseline) = self.baseline(their_code) else {
+                // As in `enable_nested`: the baseline read off code CPython
+                // has just given our `LINE` events.
+                set_local_events.call1((self.tool_id, their_code, 1u32 << LINE_EVENT_INDEX))?;
+                let (cpython, baseline) =
+                    (self.instrumentation(their_code), self.baseline(their_code));
+                set_local_events.call1((self.tool_id, their_code, 0))?;
+                let (Some(cpython), Some(baseline)) = (cpython, baseline) else {
                     return Ok(false);
                 };
                 let table = crate::util::line_table_bytes(py, our_code)?;
                 if ffi::monitoring_pointers(our_code, self.local_events)
                     != Some(ffi::MonitoringPointers::default())
-                    || baseline.version == 0
                     || !self.instrument_ahead(py, our_code, &table, &baseline)?
                 {
                     return Ok(false);
                 }
                 let ours = self.instrumentation(our_code);
-                self.set_local_events
-                    .call1(py, (self.tool_id, our_code, 0))?;
+                set_local_events.call1((self.tool_id, our_code, 0))?;
                 if !self.same_but_py_start(ours.as_ref(), Some(&cpython)) {
                     return Ok(false);
                 }
             }
             Ok(true)
         };
-        check().unwrap_or(false)
+        check().unwrap_or_else(|err| {
+            if self.checking {
+                eprintln!("pycov: linedata: checking instrumentation ahead failed: {err}");
+            }
+            false
+        })
     }
 
     /// `PYCOV_DEBUG=linedata`: how many code objects got data written ahead,
@@ -854,21 +894,19 @@ impl LineData {
 }
 
 /// The code objects of a fresh copy of [`PROBE`], which never ran.
+/// Compiled, not run: no bytecode runs (which could hand the GIL over, or
+/// take a `KeyboardInterrupt`, inside a `sys.monitoring` callback).
 fn probe_code(py: Python<'_>) -> PyResult<Vec<Bound<'_, PyAny>>> {
-    let globals = PyDict::new(py);
-    globals.set_item("__file__", "<probe>")?;
     let source = PROBE.replace("    # FAR\n", &"\n".repeat(150));
-    let source = std::ffi::CString::new(source)?;
-    py.run(&source, Some(&globals), None)?;
+    let module = py
+        .import("builtins")?
+        .getattr("compile")?
+        .call1((source, "<probe>", "exec"))?;
     let mut codes = Vec::new();
-    for (_, value) in globals.iter() {
-        if let Ok(code) = value.getattr(intern!(py, "__code__")) {
-            let mut stack = vec![code];
-            while let Some(code) = stack.pop() {
-                stack.extend(crate::util::nested_code_objects(&code)?);
-                codes.push(code);
-            }
-        }
+    let mut stack = crate::util::nested_code_objects(&module)?;
+    while let Some(code) = stack.pop() {
+        stack.extend(crate::util::nested_code_objects(&code)?);
+        codes.push(code);
     }
     Ok(codes)
 }
