@@ -566,34 +566,55 @@ pub(crate) fn with_monitors<R>(
     local_events: usize,
     f: impl FnOnce(Monitors<'_>) -> R,
 ) -> Option<R> {
-    if !code.is_exact_instance_of::<pyo3::types::PyCode>() {
+    let monitoring = monitoring_data(code)?;
+    if monitoring.is_null() {
         return None;
     }
-    // SAFETY: `code` is a live code object and the GIL is held. The two
-    // fields read lie in its fixed part, just before the code units (the
-    // type's basic size, as in `with_adaptive_code`); a non-null
-    // `_co_monitoring` points to CPython's `_PyCoMonitoringData`, which
-    // starts with the two tool sets. None of this memory overlaps the code
-    // units or the line data, and `f` runs no Python code.
+    let version = field_before_code(code, VERSION_BEFORE_CODE)?;
+    // SAFETY: `version` is `_co_instrumentation_version`, eight bytes at an
+    // offset that is a multiple of eight (the basic size is), within the
+    // code object; a non-null `_co_monitoring` points to CPython's
+    // `_PyCoMonitoringData`, which starts with the two tool sets. None of
+    // this memory overlaps the code units or the line data, the GIL is held
+    // and `f` runs no Python code.
     unsafe {
-        let object = code.as_ptr().cast::<u8>();
-        let basic_size = usize::try_from((*ffi::Py_TYPE(code.as_ptr())).tp_basicsize).ok()?;
-        let monitoring = object
-            .add(basic_size - MONITORING_BEFORE_CODE)
-            .cast::<*mut u8>()
-            .read();
-        if monitoring.is_null() {
-            return None;
-        }
-        let version = &mut *object.add(basic_size - VERSION_BEFORE_CODE).cast::<u64>();
         let (local, active) =
             std::slice::from_raw_parts_mut(monitoring, 2 * local_events).split_at_mut(local_events);
         Some(f(Monitors {
-            version,
+            version: &mut *version.cast::<u64>(),
             local,
             active,
         }))
     }
+}
+
+/// The address of the field `before_code` bytes before the code units of
+/// `code` (see [`with_line_instrumentation`]); `None` unless `code` is
+/// exactly a code object stored as `with_adaptive_code` expects.
+fn field_before_code(code: &Bound<'_, PyAny>, before_code: usize) -> Option<*mut u8> {
+    if !code.is_exact_instance_of::<pyo3::types::PyCode>() {
+        return None;
+    }
+    // SAFETY: `code` is a live code object (checked above) and the GIL is
+    // held; its code units start at the type's basic size (as in
+    // `with_adaptive_code`), and the 3.12/3.13 fields this module reads lie
+    // within the 32 bytes before them, so the address stays in the object.
+    unsafe {
+        let code_type = ffi::Py_TYPE(code.as_ptr());
+        if (*code_type).tp_itemsize != 2 {
+            return None;
+        }
+        let basic_size = usize::try_from((*code_type).tp_basicsize).ok()?;
+        let offset = basic_size.checked_sub(before_code)?;
+        Some(code.as_ptr().cast::<u8>().add(offset))
+    }
+}
+
+/// `code`'s `_co_monitoring` (null while CPython has none for it).
+fn monitoring_data(code: &Bound<'_, PyAny>) -> Option<*mut u8> {
+    let field = field_before_code(code, MONITORING_BEFORE_CODE)?;
+    // SAFETY: the field is `_co_monitoring`, a pointer within the object.
+    Some(unsafe { field.cast::<*mut u8>().read() })
 }
 
 /// The addresses in a code object's `sys.monitoring` data (0 for null),
@@ -614,37 +635,27 @@ pub(crate) fn monitoring_pointers(
     code: &Bound<'_, PyAny>,
     local_events: usize,
 ) -> Option<MonitoringPointers> {
-    with_adaptive_code(code, |_| {
-        let object = code.as_ptr().cast::<u8>();
-        // SAFETY: as in `with_line_instrumentation`: the field read lies
-        // within the code object, and a non-null `_co_monitoring` points to
-        // a `_PyCoMonitoringData`, whose five pointers follow the tool sets.
-        unsafe {
-            let basic_size = usize::try_from((*ffi::Py_TYPE(code.as_ptr())).tp_basicsize).ok()?;
-            let monitoring = object
-                .add(basic_size - MONITORING_BEFORE_CODE)
-                .cast::<*mut u8>()
-                .read();
-            if monitoring.is_null() {
-                return Some(MonitoringPointers::default());
-            }
-            let at = |index: usize| {
-                monitoring
-                    .add(monitoring_slot(local_events, index))
-                    .cast::<usize>()
-                    .read()
-            };
-            Some(MonitoringPointers {
-                monitoring: monitoring as usize,
-                tools: at(0),
-                lines: at(1),
-                line_tools: at(2),
-                per_instruction_opcodes: at(3),
-                per_instruction_tools: at(4),
-            })
-        }
+    let monitoring = monitoring_data(code)?;
+    if monitoring.is_null() {
+        return Some(MonitoringPointers::default());
+    }
+    // SAFETY: as in `with_line_instrumentation`: a non-null `_co_monitoring`
+    // points to a `_PyCoMonitoringData`, whose five pointers follow the tool
+    // sets; only they are read.
+    let at = |index: usize| unsafe {
+        monitoring
+            .add(monitoring_slot(local_events, index))
+            .cast::<usize>()
+            .read()
+    };
+    Some(MonitoringPointers {
+        monitoring: monitoring as usize,
+        tools: at(0),
+        lines: at(1),
+        line_tools: at(2),
+        per_instruction_opcodes: at(3),
+        per_instruction_tools: at(4),
     })
-    .flatten()
 }
 
 /// Runs `f` on the `LINE` instrumentation of `code`; `None` if it has none.
@@ -698,23 +709,10 @@ pub(crate) fn with_line_instrumentation<R>(
 /// A 3.12/3.13 code object's `_co_firsttraceable`: the code unit where
 /// tracing starts (see [`with_line_instrumentation`]).
 pub(crate) fn first_traceable(code: &Bound<'_, PyAny>) -> Option<usize> {
-    with_adaptive_code(code, |_| {
-        // SAFETY: `with_adaptive_code` checked that `code` is a code object
-        // whose code units start at the type's basic size; on 3.12/3.13 the
-        // three pointer-sized fields before them are `_co_monitoring`,
-        // `_co_firsttraceable` (an int, padded) and `co_extra`, so the int
-        // read lies within the object.
-        let first = unsafe {
-            let basic_size = usize::try_from((*ffi::Py_TYPE(code.as_ptr())).tp_basicsize).ok()?;
-            code.as_ptr()
-                .cast::<u8>()
-                .add(basic_size - FIRST_TRACEABLE_BEFORE_CODE)
-                .cast::<c_int>()
-                .read()
-        };
-        usize::try_from(first).ok()
-    })
-    .flatten()
+    let field = field_before_code(code, FIRST_TRACEABLE_BEFORE_CODE)?;
+    // SAFETY: on 3.12/3.13 the field is `_co_firsttraceable`, an int
+    // (padded to a pointer's size) within the object.
+    usize::try_from(unsafe { field.cast::<c_int>().read() }).ok()
 }
 
 /// Gives `code`, whose `sys.monitoring` data CPython has allocated but

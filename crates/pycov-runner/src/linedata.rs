@@ -410,13 +410,19 @@ impl LineData {
     ) -> PyResult<bool> {
         let twin = code.call_method0(intern!(py, "replace"))?;
         let theirs = self.instrumented_by_cpython(py, &twin)?;
-        self.checked.fetch_add(1, Ordering::Relaxed);
         let agrees = theirs.is_some_and(|theirs| theirs.lines == data);
+        self.tally(agrees, "our line data", code);
+        Ok(agrees)
+    }
+
+    /// `PYCOV_DEBUG=linedata`: counts a check of `what` pycov wrote for
+    /// `code`; says so on stderr when it failed.
+    fn tally(&self, agrees: bool, what: &str, code: &Bound<'_, PyAny>) {
+        self.checked.fetch_add(1, Ordering::Relaxed);
         if !agrees {
             self.differed.fetch_add(1, Ordering::Relaxed);
-            eprintln!("pycov: linedata: ours differs from CPython's for {code}");
+            eprintln!("pycov: linedata: {what} differs from CPython's for {code}");
         }
-        Ok(agrees)
     }
 
     /// Turns on `LINE` events for `code` and off again; returns the
@@ -500,10 +506,7 @@ impl LineData {
         table: &Bound<'_, PyBytes>,
         baseline: &Baseline,
     ) -> PyResult<bool> {
-        if ffi::monitoring_pointers(code, self.local_events)
-            != Some(ffi::MonitoringPointers::default())
-            || !self.ahead_checked(py)
-        {
+        if !self.ahead_checked(py) {
             return Ok(false);
         }
         self.instrument_ahead(py, code, table, baseline)
@@ -516,6 +519,12 @@ impl LineData {
         table: &Bound<'_, PyBytes>,
         baseline: &Baseline,
     ) -> PyResult<bool> {
+        // Code CPython has never instrumented has no monitoring data.
+        if ffi::monitoring_pointers(code, self.local_events)
+            != Some(ffi::MonitoringPointers::default())
+        {
+            return Ok(false);
+        }
         // Has CPython allocate the monitoring data and nothing else: the
         // events for our tool are none already.
         self.set_local_events.call1(py, (self.tool_id, code, 0))?;
@@ -536,7 +545,7 @@ impl LineData {
         self.written.fetch_add(1, Ordering::Relaxed);
         let done = ffi::with_line_instrumentation(code, self.local_events, |view| {
             ffi::with_monitors(code, self.local_events, |monitors| {
-                self.instrument_fresh(view, monitors, baseline, &data)
+                self.instrument_fresh(view, monitors, baseline)
             })
         })
         .flatten()
@@ -545,26 +554,22 @@ impl LineData {
             self.instrumented_ahead.fetch_add(1, Ordering::Relaxed);
         }
         if self.checking {
-            self.checked.fetch_add(1, Ordering::Relaxed);
             let ours = self.instrumentation(code);
-            if !done || !self.same_but_py_start(ours.as_ref(), twin.as_ref()) {
-                self.differed.fetch_add(1, Ordering::Relaxed);
-                eprintln!("pycov: linedata: instrumenting ahead differs from CPython for {code}");
-            }
+            let agrees = done && self.same_but_py_start(ours.as_ref(), twin.as_ref());
+            self.tally(agrees, "our instrumentation", code);
         }
         Ok(done)
     }
 
     /// Writes what [`LineData::install_ahead`] describes into `view` and
-    /// `monitors`; `data`, the line data in place, was computed from the
-    /// live bytecode just now. Writes nothing unless the code was never
+    /// `monitors`; the line data in `view` is ours, computed from the live
+    /// bytecode just now. Writes nothing unless the code was never
     /// instrumented.
     fn instrument_fresh(
         &self,
         view: LineInstrumentation<'_>,
         monitors: Monitors<'_>,
         baseline: &Baseline,
-        data: &[[u8; 2]],
     ) -> bool {
         let LineInstrumentation {
             live,
@@ -585,8 +590,6 @@ impl LineData {
             || local.iter().chain(&*active).any(|&tools| tools != 0)
             || line_tools.is_some()
             || baseline.globals.len() != active.len()
-            || *lines != *data
-            || live.len() != 2 * lines.len()
         {
             return false;
         }
@@ -688,10 +691,7 @@ impl LineData {
                     return Ok(false);
                 };
                 let table = crate::util::line_table_bytes(py, our_code)?;
-                if ffi::monitoring_pointers(our_code, self.local_events)
-                    != Some(ffi::MonitoringPointers::default())
-                    || !self.instrument_ahead(py, our_code, &table, &baseline)?
-                {
+                if !self.instrument_ahead(py, our_code, &table, &baseline)? {
                     return Ok(false);
                 }
                 let ours = self.instrumentation(our_code);
