@@ -96,6 +96,26 @@ def test_children_measure_what_the_run_measures_wherever_they_start(python, tmp_
     assert file_lines(report, "tool.py") == ([1, 2], [])
 
 
+def test_isolated_children_are_measured_and_children_without_site_are_not(python, tmp_path):
+    # `-I` still processes site-packages' .pth files (and keeps variables
+    # that are not PYTHON*), `-S` skips them: as documented in the README.
+    write(
+        tmp_path / "main.py",
+        """
+        import subprocess, sys
+        subprocess.run([sys.executable, "-I", "isolated.py"], check=True)
+        subprocess.run([sys.executable, "-S", "no_site.py"], check=True)
+        """,
+    )
+    write(tmp_path / "isolated.py", "print('isolated')\n")
+    write(tmp_path / "no_site.py", "print('no site')\n")
+    result = python.pycov(["run", "--subprocesses", "main.py"], tmp_path)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "isolated\nno site\n", "")
+    report = python.pycov_json(tmp_path)
+    assert sorted(report["files"]) == ["isolated.py", "main.py"]
+    assert file_lines(report, "isolated.py") == ([1], [])
+
+
 def test_a_pycov_run_inside_a_measured_program_keeps_its_own_options(python, tmp_path):
     # The inner run does not measure subprocesses: its child is measured by
     # neither run.
