@@ -627,8 +627,30 @@ pub(crate) fn pause_for_fork(py: Python<'_>) {
         timer
     };
     if let Some(mut timer) = timer {
-        py.detach(|| timer.stop());
+        let before = os_thread_count();
+        py.detach(|| {
+            timer.stop();
+            // `join` returns before Linux stops counting the thread, and
+            // the fork warning reads that count: wait for it (briefly).
+            if let Some(before) = before {
+                let deadline = std::time::Instant::now() + Duration::from_millis(200);
+                while os_thread_count().is_some_and(|now| now >= before)
+                    && std::time::Instant::now() < deadline
+                {
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+            }
+        });
     }
+}
+
+/// The process's thread count as the kernel reports it (the 20th field of
+/// `/proc/self/stat`, which CPython's fork warning reads); `None` elsewhere.
+fn os_thread_count() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses: the 3rd on.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(17)?.parse().ok()
 }
 
 /// Python 3.13: when (see [`monotonic_ms`]) a fork in this process
