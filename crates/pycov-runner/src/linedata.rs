@@ -467,10 +467,8 @@ impl LineData {
             }
             let mut globals = Vec::with_capacity(INSTRUMENTED_EVENTS);
             let (local, active) = (&monitors.local, &monitors.active);
-            for (event, (&local, &active)) in local.iter().zip(active.iter()).enumerate() {
-                if event == INSTRUMENTED_EVENTS {
-                    break;
-                }
+            let events = local.iter().zip(active.iter()).take(INSTRUMENTED_EVENTS);
+            for (event, (&local, &active)) in events.enumerate() {
                 let global = active & !local;
                 let allowed = if event == PY_START_EVENT_INDEX {
                     bit
